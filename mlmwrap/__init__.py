@@ -1,0 +1,1 @@
+"""mlmwrap: multilevel models written as level-1 and level-2 equations."""
