@@ -1,0 +1,115 @@
+"""``mlmwrap.fit``: equations and data in, a verified (RE)ML optimum out."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .design import build_design
+from .engine import ClusterStats, optimize
+from .equations import parse_equations
+from .errors import BoundaryWarning, ConvergenceWarning, DataError
+from .results import MLMResults
+from .spec import ModelSpec
+
+__all__ = ["fit"]
+
+
+def fit(
+    equations: str | ModelSpec,
+    data: pd.DataFrame,
+    cluster: str,
+    reml: bool = True,
+) -> MLMResults:
+    """Fit a two-level model written as level-1 and level-2 equations.
+
+    Parameters
+    ----------
+    equations
+        One equation per line: the level-1 equation (``y = b0 + b1*x + e``) and one
+        level-2 equation per beta (``b1 = g10 + g11*w + u1``; with ``uK`` the coefficient
+        varies across clusters). ``cwc``, ``cgm``, ``cmean`` and ``center`` center
+        predictors on the estimation sample. See the README for the whole language.
+    data
+        One row per level-1 unit. Rows with a missing value in any model variable are
+        dropped (the counts are in ``res.sample``). The DataFrame is not modified.
+    cluster
+        The column that identifies the level-2 units.
+    reml
+        Restricted maximum likelihood (default, as HLM and lme4) or full ML (``False``),
+        needed to compare models that differ in their fixed effects.
+
+    Returns
+    -------
+    MLMResults
+        ``gamma``, ``tau``, ``sigma2``, ``icc``, ``deviance``, ``summary()``, ...
+
+    Warns
+    -----
+    ConvergenceWarning
+        The optimum could not be verified, or the Hessian is not positive definite.
+    BoundaryWarning
+        tau is singular: a variance estimated as 0 or a correlation of +-1.
+
+    Examples
+    --------
+    >>> import mlmwrap
+    >>> hsb = mlmwrap.datasets.load_hsb()
+    >>> res = mlmwrap.fit('''
+    ...     mathach = b0 + b1*cwc(ses) + e
+    ...     b0 = g00 + g01*meanses + g02*sector + u0
+    ...     b1 = g10 + g11*meanses + g12*sector + u1
+    ... ''', data=hsb, cluster="school")
+    >>> res.gamma["estimate"].round(3)
+    gamma
+    g00    12.096
+    g01     5.333
+    g02     1.226
+    g10     2.939
+    g11     1.039
+    g12    -1.643
+    Name: estimate, dtype: float64
+    >>> round(res.tau.loc["u1", "u1"], 4), round(res.sigma2, 3), round(res.deviance, 3)
+    (0.1013, 36.721, 46503.664)
+    """
+    start = time.perf_counter()
+    spec = parse_equations(equations) if isinstance(equations, str) else equations
+    if not isinstance(spec, ModelSpec):
+        raise DataError(
+            f"equations must be a string of equations, not {type(equations).__name__}",
+            hint='e.g. mlmwrap.fit("y = b0 + e\\nb0 = g00 + u0", data, cluster="school")',
+        )
+    design = build_design(spec, data, cluster)
+    stats = ClusterStats.from_arrays(design.X, design.Z, design.y, design.codes)
+    optimum = optimize(stats, reml=reml)
+    messages = list(optimum.messages)
+    if optimum.singular:
+        zero = [
+            lab
+            for lab, v in zip(design.random_labels, np.diag(optimum.tau))
+            if v <= 1e-8 * max(1.0, optimum.sigma2)
+        ]
+        what = (
+            f"the variance of {', '.join(zero)} is estimated as 0"
+            if zero
+            else "tau is singular (a correlation of +-1 among the random effects)"
+        )
+        messages.insert(
+            0,
+            f"boundary (singular) fit: {what}; the gammas are still the right GLS estimates, "
+            "but consider a simpler random part",
+        )
+    results = MLMResults(
+        spec,
+        design,
+        optimum,
+        seconds=time.perf_counter() - start,
+        messages=tuple(messages),
+    )
+    for message in messages:
+        category = BoundaryWarning if message.startswith("boundary") else ConvergenceWarning
+        warnings.warn(message, category, stacklevel=2)
+    return results

@@ -1,0 +1,194 @@
+"""Plain-text and HTML reports of a fit. Formatting only: every number comes from the results."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .results import MLMResults
+
+__all__ = ["summary_text", "summary_html"]
+
+
+def _p(p: float) -> str:
+    return "<.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _num(x: float, width: int = 9, digits: int = 3) -> str:
+    return f"{x:{width}.{digits}f}" if np.isfinite(x) else f"{'NA':>{width}}"
+
+
+def _wrap(prefix: str, text: str, width: int = 92) -> list[str]:
+    """Break a long equation before a '+' so that each line fits ``width``."""
+    lines, current = [], prefix
+    for i, piece in enumerate(text.split(" + ")):
+        chunk = piece if i == 0 else " + " + piece
+        if len(current) + len(chunk) > width and current.strip():
+            lines.append(current.rstrip())
+            current = " " * (len(prefix) + 2) + chunk.lstrip()
+        else:
+            current += chunk
+    lines.append(current)
+    return lines
+
+
+def _status_lines(res: MLMResults) -> list[str]:
+    lines = []
+    if res.converged:
+        lines.append("Converged: yes (gradient and Hessian checked at the optimum)")
+    else:
+        lines.append("Converged: NO -- do not trust these estimates")
+    if res.singular:
+        lines.append(
+            "Singular fit: tau is on the boundary (a variance of 0 or a correlation of +-1)"
+        )
+    for message in res.messages:
+        lines.append(f"Warning: {message}")
+    return lines
+
+
+def _header(res: MLMResults) -> list[str]:
+    s = res.sample
+    cs = res.cluster_sizes
+    lines = [
+        f"Multilevel model of {res.outcome}, estimated by {res.method}",
+        f"Observations: {res.nobs} in {res.n_clusters} clusters ({res.cluster}); "
+        f"cluster size min {cs['min']}, mean {cs['mean']:.1f}, max {cs['max']}",
+    ]
+    if s.rows_dropped:
+        detail = ", ".join(f"{k} {v}" for k, v in s.dropped_by_variable.items())
+        lines.append(
+            f"Dropped: {s.rows_dropped} of {s.rows_total} rows with missing values ({detail}); "
+            f"{s.clusters_dropped} of {s.clusters_total} clusters"
+        )
+    return lines
+
+
+def summary_text(res: MLMResults) -> str:
+    """The report :meth:`MLMResults.summary` returns."""
+    spec = res.spec
+    out = _header(res)
+    out.append("")
+    out.append("Level 1:   " + spec.level1_text())
+    for i, line in enumerate(spec.level2_text().splitlines()):
+        out.append(("Level 2:   " if i == 0 else "           ") + line)
+    out.extend(_wrap("Mixed:     ", spec.reduced_text()))
+    out.append("")
+
+    g = res.gamma
+    width = max([len(str(i)) for i in g.index] + [5])
+    pred_w = max([len(str(p)) for p in g["predictor"]] + [9])
+    out.append("Fixed effects (gamma)")
+    out.append(
+        f"  {'':<{width}}  {'predictor':<{pred_w}}  {'estimate':>9} {'SE':>8} {'z':>8} "
+        f"{'p':>6}   95% CI"
+    )
+    current_beta = None
+    for label, row in g.iterrows():
+        if row["beta"] != current_beta:
+            current_beta = row["beta"]
+            what = "intercept" if row["level1"] == "(intercept)" else f"slope of {row['level1']}"
+            out.append(f"  {current_beta} ({what})")
+        out.append(
+            f"  {label:<{width}}  {row['predictor']:<{pred_w}}  {_num(row['estimate'])} "
+            f"{_num(row['se'], 8)} {_num(row['z'], 8, 2)} {_p(row['p']):>6}   "
+            f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]"
+        )
+    out.append("  SE: model-based; z-tests and Wald intervals (normal reference)")
+    out.append("")
+
+    vc = res.variance_components
+    corr = res.tau_corr
+    labels = list(corr.index)
+    out.append("Variance components (tau, sigma2)")
+    term_w = max([len(t) for t in vc["term"]] + [4])
+    head = f"  {'':<6} {'term':<{term_w}} {'variance':>10} {'SD':>8}"
+    if len(labels) > 1:
+        head += "   correlations: " + " ".join(f"{lab:>6}" for lab in labels[:-1])
+    out.append(head)
+    for i, (label, row) in enumerate(vc.iterrows()):
+        line = (
+            f"  {label:<6} {row['term']:<{term_w}} {_num(row['variance'], 10)} "
+            f"{_num(row['sd'], 8)}"
+        )
+        if 0 < i < len(labels):
+            cells = [f"{corr.iloc[i, j]:6.3f}" for j in range(i)]
+            line += "                 " + " ".join(cells)
+        out.append(line)
+    out.append("")
+    out.append(f"{res.icc_name}: {res.icc:.4f}" if np.isfinite(res.icc) else f"{res.icc_name}")
+    crit = "REML criterion" if res.reml else "-2 log-likelihood"
+    out.append(
+        f"Deviance ({crit}): {res.deviance:.3f}   parameters: {res.n_params}   "
+        f"AIC: {res.aic:.3f}   BIC: {res.bic:.3f}"
+    )
+    out.extend(_status_lines(res))
+    return "\n".join(out)
+
+
+def _table(headers: list[str], rows: list[list[str]], caption: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return (
+        f"<table><caption style='text-align:left;font-weight:bold'>{html.escape(caption)}"
+        f"</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def summary_html(res: MLMResults) -> str:
+    """HTML for a notebook: header, equations, gamma table, variance components, status."""
+    spec = res.spec
+    eqs = "\n".join([spec.level1_text(), spec.level2_text(), "", spec.reduced_text()])
+    parts = [
+        "<div class='mlmwrap-results'>",
+        "<p>" + "<br>".join(html.escape(line) for line in _header(res)) + "</p>",
+        f"<pre>{html.escape(eqs)}</pre>",
+    ]
+    g = res.gamma
+    rows = [
+        [
+            str(label),
+            row["beta"],
+            row["predictor"],
+            f"{row['estimate']:.3f}",
+            f"{row['se']:.3f}",
+            f"{row['z']:.2f}",
+            _p(row["p"]),
+            f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]",
+        ]
+        for label, row in g.iterrows()
+    ]
+    parts.append(
+        _table(
+            ["gamma", "beta", "predictor", "estimate", "SE", "z", "p", "95% CI"],
+            rows,
+            "Fixed effects (gamma)",
+        )
+    )
+    vc = res.variance_components
+    corr = res.tau_corr
+    vrows = []
+    for i, (label, row) in enumerate(vc.iterrows()):
+        cells = [str(label), row["term"], f"{row['variance']:.4f}", f"{row['sd']:.4f}"]
+        cors = (
+            ", ".join(f"{corr.index[j]}: {corr.iloc[i, j]:.3f}" for j in range(i))
+            if i < len(corr)
+            else ""
+        )
+        vrows.append(cells + [cors])
+    parts.append(
+        _table(["", "term", "variance", "SD", "correlations"], vrows, "Variance components")
+    )
+    crit = "REML criterion" if res.reml else "-2 log-likelihood"
+    foot = [
+        f"{res.icc_name}: {res.icc:.4f}" if np.isfinite(res.icc) else res.icc_name,
+        f"Deviance ({crit}): {res.deviance:.3f}; AIC {res.aic:.3f}; BIC {res.bic:.3f}",
+        *_status_lines(res),
+    ]
+    parts.append("<p>" + "<br>".join(html.escape(f) for f in foot) + "</p></div>")
+    return "".join(parts)

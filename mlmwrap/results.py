@@ -1,0 +1,214 @@
+"""The results of a fit, in the researcher's terms (gamma, tau, sigma2, ICC).
+
+Every number is computed once, when the results are built; the display methods
+(:meth:`MLMResults.summary`, ``_repr_html_``) only format. The statsmodels results object
+is built on first access to :attr:`MLMResults.statsmodels`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sstats
+
+from .design import INTERCEPT, Design, SampleInfo
+from .engine import Optimum
+from .spec import ModelSpec
+
+__all__ = ["MLMResults"]
+
+
+class MLMResults:
+    """A fitted two-level model.
+
+    Attributes
+    ----------
+    gamma : pandas.DataFrame
+        Fixed effects, indexed by gamma label (``g00``, ``g01``, ``g02[Catholic]``).
+        Columns: ``estimate``; ``se`` (model-based, ``sqrt(diag(sigma2 (X'V^-1 X)^-1))``
+        as lme4 and HLM report it); ``z`` (estimate / se); ``p`` (two-sided, standard
+        normal); ``ci_lower``, ``ci_upper`` (95% Wald); ``beta`` (the level-1 coefficient
+        the gamma belongs to); ``level1`` (that beta's level-1 predictor); ``predictor``
+        (the level-2 predictor, ``(constant)`` for ``gK0``); ``term`` (the reduced-form
+        term, as in the mixed model's design).
+    tau : pandas.DataFrame
+        Covariance matrix of the random effects, index and columns the random effects
+        as written (``u0``, ``u1``).
+    tau_corr : pandas.DataFrame
+        The same as correlations (NaN where a variance is 0).
+    sigma2 : float
+        Level-1 residual variance.
+    icc : float
+        For a model with no predictors and a random intercept only, the intraclass
+        correlation tau00 / (tau00 + sigma2). For any other model the same ratio of
+        *residual* variances, the residual ICC (:attr:`icc_name` says which).
+    deviance : float
+        -2 log-likelihood (ML) or the REML criterion (REML), with lme4's constants.
+    loglik, aic, bic : float
+        ``-deviance / 2``; ``deviance + 2k``; ``deviance + k log(n)`` with ``k`` the number
+        of parameters (gammas, tau's distinct entries, sigma2). Under REML they use the
+        REML criterion, as lme4 does: compare models that differ in their fixed part only
+        when fitted by ML.
+    nobs, n_clusters : int
+    cluster_sizes : dict
+        ``min``, ``mean``, ``max`` rows per cluster.
+    sample : SampleInfo
+        Rows and clusters in the data, used and dropped by listwise deletion.
+    converged, singular : bool
+        Whether the optimum was verified, and whether tau is singular (a variance on the
+        boundary at 0 or a correlation of +-1).
+    hessian_pd : bool or None
+        Whether the deviance's Hessian is positive definite at the optimum (None for a
+        singular fit, where it is not defined).
+    messages : tuple of str
+        Every warning issued by the fit, in words.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        design: Design,
+        optimum: Optimum,
+        *,
+        seconds: float = float("nan"),
+        messages: tuple[str, ...] = (),
+    ) -> None:
+        self.spec = spec
+        self._design = design
+        self._optimum = optimum
+        self.method = "REML" if optimum.reml else "ML"
+        self.reml = optimum.reml
+        self.seconds = seconds
+        self.messages = messages
+        self.converged = optimum.converged
+        self.singular = optimum.singular
+        self.hessian_pd = optimum.hessian_pd
+
+        self.sigma2 = float(optimum.sigma2)
+        labels = design.random_labels
+        self.tau = pd.DataFrame(optimum.tau, index=labels, columns=labels)
+        sd = np.sqrt(np.clip(np.diag(optimum.tau), 0.0, None))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = optimum.tau / np.outer(sd, sd)
+        corr[np.outer(sd, sd) == 0] = np.nan
+        np.fill_diagonal(corr, 1.0)
+        self.tau_corr = pd.DataFrame(corr, index=labels, columns=labels)
+        self.gamma = self._gamma_table(design, optimum)
+
+        self.nobs = design.n_obs
+        self.n_clusters = design.n_clusters
+        sizes = design.cluster_sizes
+        self.cluster_sizes = {
+            "min": int(sizes.min()),
+            "mean": float(sizes.mean()),
+            "max": int(sizes.max()),
+        }
+        self.sample: SampleInfo = design.sample
+        self.cluster = design.cluster
+        self.outcome = design.outcome
+
+        self.deviance = float(optimum.deviance)
+        self.loglik = -0.5 * self.deviance
+        q = len(labels)
+        self.n_params = len(self.gamma) + q * (q + 1) // 2 + 1
+        self.aic = self.deviance + 2 * self.n_params
+        self.bic = self.deviance + self.n_params * np.log(self.nobs)
+
+        tau00 = float(optimum.tau[0, 0])
+        is_null = (
+            len(spec.betas) == 1 and spec.betas[0].predictor is None and len(self.gamma) == 1
+        )
+        first_is_intercept = spec.betas[0].predictor is None and spec.betas[0].random
+        if first_is_intercept:
+            self.icc = tau00 / (tau00 + self.sigma2)
+        else:
+            self.icc = float("nan")
+        if is_null:
+            self.icc_name = "ICC"
+        elif any(b.random and b.predictor is not None for b in spec.betas):
+            self.icc_name = "residual ICC (at level-1 predictors = 0)"
+        else:
+            self.icc_name = "residual ICC"
+
+    # -- tables ---------------------------------------------------------------------------
+    @staticmethod
+    def _gamma_table(design: Design, optimum: Optimum) -> pd.DataFrame:
+        est = optimum.beta
+        se = np.sqrt(np.diag(optimum.cov_beta))
+        z = est / se
+        p = 2.0 * sstats.norm.sf(np.abs(z))
+        crit = sstats.norm.ppf(0.975)
+        cols = design.fixed_columns
+        frame = pd.DataFrame(
+            {
+                "estimate": est,
+                "se": se,
+                "z": z,
+                "p": p,
+                "ci_lower": est - crit * se,
+                "ci_upper": est + crit * se,
+                "beta": [c.beta for c in cols],
+                "level1": [c.level1 for c in cols],
+                "predictor": [c.predictor for c in cols],
+                "term": [c.term for c in cols],
+            },
+            index=pd.Index([c.label for c in cols], name="gamma"),
+        )
+        return frame
+
+    @property
+    def variance_components(self) -> pd.DataFrame:
+        """Variance and SD of each random effect and of the level-1 residual.
+
+        Columns ``variance``, ``sd`` and ``term`` (what the random effect multiplies).
+        """
+        labels = list(self.tau.index) + [self.spec.residual or "e"]
+        variances = list(np.diag(self.tau.to_numpy())) + [self.sigma2]
+        terms = list(self._design.random_terms) + ["(level-1 residual)"]
+        return pd.DataFrame(
+            {
+                "variance": variances,
+                "sd": np.sqrt(np.clip(variances, 0.0, None)),
+                "term": ["(intercept)" if t == INTERCEPT else t for t in terms],
+            },
+            index=pd.Index(labels, name="component"),
+        )
+
+    # -- statsmodels --------------------------------------------------------------------
+    @cached_property
+    def statsmodels(self):
+        """The fit as a statsmodels ``MixedLMResults`` (built on first access).
+
+        Its fixed effects, ``cov_re`` and ``scale`` are mlmwrap's estimates; see
+        :mod:`mlmwrap.sm_bridge` for how it differs from ``MixedLM.fit()``.
+        """
+        from .sm_bridge import to_statsmodels
+
+        return to_statsmodels(self._design, self._optimum)
+
+    # -- display ------------------------------------------------------------------------
+    def summary(self) -> str:
+        """Plain-text report in the style of HLM's output."""
+        from .report import summary_text
+
+        return summary_text(self)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        flags = "" if self.converged and not self.singular else (
+            " [singular]" if self.converged else " [NOT CONVERGED]"
+        )
+        return (
+            f"<MLMResults {self.outcome}: {len(self.gamma)} gammas, {len(self.tau)} random "
+            f"effects, {self.method} deviance {self.deviance:.3f}, {self.nobs} obs in "
+            f"{self.n_clusters} clusters{flags}>"
+        )
+
+    def _repr_html_(self) -> str:
+        from .report import summary_html
+
+        return summary_html(self)

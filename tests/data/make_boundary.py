@@ -1,0 +1,19 @@
+"""Simulated data with no between-cluster variation beyond the predictors (tau = 0).
+
+The level-1 noise is centered within each cluster, so the cluster means of y are exactly
+what the fixed part predicts: the REML/ML estimate of the intercept variance is 0.
+Run from this folder: python make_boundary.py
+"""
+
+import numpy as np
+import pandas as pd
+
+rng = np.random.default_rng(10239)
+n_clusters, size = 40, 12
+cluster = np.repeat(np.arange(1, n_clusters + 1), size)
+w = np.round(rng.normal(size=n_clusters), 3)[cluster - 1]
+x = np.round(rng.normal(size=n_clusters * size), 3)
+noise = rng.normal(size=n_clusters * size)
+noise -= pd.Series(noise).groupby(cluster).transform("mean").to_numpy()
+y = np.round(10.0 + 2.0 * w + 0.5 * x + noise, 4)
+pd.DataFrame({"cluster": cluster, "y": y, "x": x, "w": w}).to_csv("boundary.csv", index=False)
