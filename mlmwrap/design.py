@@ -210,6 +210,16 @@ class _Builder:
             )
         x = self.numeric(expr.args[0])
         if func == "cwc":
+            if not varies_within(x, self.codes).any():
+                inner = expr.args[0].text()
+                raise self.error(
+                    f"'{inner}' is constant within every cluster, so {expr.text()} is 0 in "
+                    "every row",
+                    expr,
+                    expected="a level-1 variable inside cwc()",
+                    hint=f"use {inner} (or cgm({inner})) as a level-2 predictor in an equation "
+                    "for a beta instead",
+                )
             return within_cluster(x, self.codes)
         if func == "cmean":
             return cluster_mean(x, self.codes)
