@@ -72,7 +72,7 @@ def fit(
     g11     1.039
     g12    -1.643
     Name: estimate, dtype: float64
-    >>> round(res.tau.loc["u1", "u1"], 4), round(res.sigma2, 3), round(res.deviance, 3)
+    >>> round(float(res.tau.loc["u1", "u1"]), 4), round(res.sigma2, 3), round(res.deviance, 3)
     (0.1013, 36.721, 46503.664)
     """
     start = time.perf_counter()
