@@ -203,7 +203,8 @@ class _Builder:
         func = expr.func
         if func == "C":
             raise self.error(
-                f"'{expr.text()}' is categorical and cannot be used inside an arithmetic expression",
+                f"'{expr.text()}' is categorical and cannot be used inside an arithmetic "
+                "expression",
                 expr,
                 expected="a numeric expression",
                 hint="use a categorical predictor on its own, as a level-2 predictor",
@@ -276,9 +277,13 @@ def _rename_vars(expr: Expr, mapping: dict[str, str]) -> Expr:
     if isinstance(expr, Var):
         return Var(name=mapping[expr.name], span=expr.span)
     if isinstance(expr, Call):
-        return Call(func=expr.func, args=tuple(_rename_vars(a, mapping) for a in expr.args), span=expr.span)
+        return Call(
+            func=expr.func, args=tuple(_rename_vars(a, mapping) for a in expr.args), span=expr.span
+        )
     if isinstance(expr, Product):
-        return Product(factors=tuple(_rename_vars(f, mapping) for f in expr.factors), span=expr.span)
+        return Product(
+            factors=tuple(_rename_vars(f, mapping) for f in expr.factors), span=expr.span
+        )
     if isinstance(expr, Power):
         return Power(base=_rename_vars(expr.base, mapping), exponent=expr.exponent, span=expr.span)
     return expr
@@ -407,7 +412,9 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
                         term=term,
                         beta=beta.label,
                         predictor=w_text,
-                        level1=beta.predictor.text() if beta.predictor is not None else "(intercept)",
+                        level1=beta.predictor.text()
+                        if beta.predictor is not None
+                        else "(intercept)",
                     )
                 )
 
@@ -415,7 +422,12 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
     Z = np.column_stack(random_cols)
     _check_finite(builder, spec, y, X)
     _check_rank(spec, X, fixed_meta, "fixed")
-    _check_rank(spec, Z, [FixedColumn(u, t, "", "", "") for u, t in zip(random_labels, random_terms)], "random")
+    _check_rank(
+        spec,
+        Z,
+        [FixedColumn(u, t, "", "", "") for u, t in zip(random_labels, random_terms, strict=True)],
+        "random",
+    )
 
     sample = SampleInfo(
         rows_total=len(data),

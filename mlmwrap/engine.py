@@ -159,7 +159,7 @@ class Optimum:
 
     @property
     def cov_beta(self) -> np.ndarray:
-        """``sigma2 * A^-1``: the model-based covariance of beta that lme4, nlme, SAS, HLM report."""
+        """``sigma2 * A^-1``: the model-based covariance of beta (as lme4, nlme, SAS, HLM)."""
         return self.evaluation.sigma2 * np.linalg.inv(self.evaluation.A)
 
 
@@ -247,7 +247,9 @@ def _numeric_hessian(theta: np.ndarray, stats: ClusterStats, reml: bool, counter
         up, down = theta.copy(), theta.copy()
         up[i] += h
         down[i] -= h
-        H[:, i] = (_objective(up, stats, reml, counter)[1] - _objective(down, stats, reml, counter)[1]) / (2 * h)
+        H[:, i] = (
+            _objective(up, stats, reml, counter)[1] - _objective(down, stats, reml, counter)[1]
+        ) / (2 * h)
     return 0.5 * (H + H.T)
 
 

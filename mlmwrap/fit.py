@@ -89,7 +89,7 @@ def fit(
     if optimum.singular:
         zero = [
             lab
-            for lab, v in zip(design.random_labels, np.diag(optimum.tau))
+            for lab, v in zip(design.random_labels, np.diag(optimum.tau), strict=True)
             if v <= 1e-8 * max(1.0, optimum.sigma2)
         ]
         what = (

@@ -111,8 +111,7 @@ def summary_text(res: MLMResults) -> str:
     out.append(head)
     for i, (label, row) in enumerate(vc.iterrows()):
         line = (
-            f"  {label:<6} {row['term']:<{term_w}} {_num(row['variance'], 10)} "
-            f"{_num(row['sd'], 8)}"
+            f"  {label:<6} {row['term']:<{term_w}} {_num(row['variance'], 10)} {_num(row['sd'], 8)}"
         )
         if 0 < i < len(labels):
             cells = [f"{corr.iloc[i, j]:6.3f}" for j in range(i)]

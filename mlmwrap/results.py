@@ -117,9 +117,7 @@ class MLMResults:
         self.bic = self.deviance + self.n_params * np.log(self.nobs)
 
         tau00 = float(optimum.tau[0, 0])
-        is_null = (
-            len(spec.betas) == 1 and spec.betas[0].predictor is None and len(self.gamma) == 1
-        )
+        is_null = len(spec.betas) == 1 and spec.betas[0].predictor is None and len(self.gamma) == 1
         first_is_intercept = spec.betas[0].predictor is None and spec.betas[0].random
         if first_is_intercept:
             self.icc = tau00 / (tau00 + self.sigma2)
@@ -199,8 +197,10 @@ class MLMResults:
         return self.summary()
 
     def __repr__(self) -> str:
-        flags = "" if self.converged and not self.singular else (
-            " [singular]" if self.converged else " [NOT CONVERGED]"
+        flags = (
+            ""
+            if self.converged and not self.singular
+            else (" [singular]" if self.converged else " [NOT CONVERGED]")
         )
         return (
             f"<MLMResults {self.outcome}: {len(self.gamma)} gammas, {len(self.tau)} random "

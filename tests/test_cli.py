@@ -50,7 +50,17 @@ def test_module_entry_point_reads_stdin(tmp_path, hsb):
     data = tmp_path / "hsb.csv"
     hsb.to_csv(data, index=False)
     done = subprocess.run(
-        [sys.executable, "-m", "mlmwrap.cli", "fit", "-", "--data", str(data), "--cluster", "school"],
+        [
+            sys.executable,
+            "-m",
+            "mlmwrap.cli",
+            "fit",
+            "-",
+            "--data",
+            str(data),
+            "--cluster",
+            "school",
+        ],
         input="mathach = b0 + e\nb0 = g00 + u0\n",
         capture_output=True,
         text=True,

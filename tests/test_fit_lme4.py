@@ -189,12 +189,8 @@ def test_centering_uses_the_estimation_sample(hsb):
     res = mlmwrap.fit(ISAO, data, cluster="school")
     kept = data.dropna(subset=["mathach", "ses", "meanses", "sector"])
     manual = kept.assign(c=kept["ses"] - kept.groupby("school")["ses"].transform("mean"))
-    manual_res = mlmwrap.fit(
-        ISAO.replace("cwc(ses)", "c"), manual, cluster="school"
-    )
-    np.testing.assert_allclose(
-        res.gamma["estimate"], manual_res.gamma["estimate"], rtol=1e-10
-    )
+    manual_res = mlmwrap.fit(ISAO.replace("cwc(ses)", "c"), manual, cluster="school")
+    np.testing.assert_allclose(res.gamma["estimate"], manual_res.gamma["estimate"], rtol=1e-10)
 
 
 def test_three_random_effects_reach_at_least_lme4s_optimum(hsb, lme4_extra):

@@ -47,11 +47,23 @@ def test_gamma_table_columns_and_labels(isao):
     g = isao.gamma
     assert list(g.index) == ["g00", "g01", "g02", "g10", "g11", "g12"]
     assert list(g.columns) == [
-        "estimate", "se", "z", "p", "ci_lower", "ci_upper", "beta", "level1", "predictor", "term",
+        "estimate",
+        "se",
+        "z",
+        "p",
+        "ci_lower",
+        "ci_upper",
+        "beta",
+        "level1",
+        "predictor",
+        "term",
     ]
     row = g.loc["g11"]
     assert (row["beta"], row["level1"], row["predictor"], row["term"]) == (
-        "b1", "cwc(ses)", "meanses", "cwc(ses):meanses",
+        "b1",
+        "cwc(ses)",
+        "meanses",
+        "cwc(ses):meanses",
     )
     assert row["z"] == pytest.approx(row["estimate"] / row["se"])
     assert row["ci_upper"] - row["estimate"] == pytest.approx(1.959964 * row["se"], rel=1e-6)
@@ -72,7 +84,9 @@ def test_tau_correlations_and_variance_components(isao):
 def test_cluster_size_summary(isao, hsb):
     sizes = hsb.groupby("school").size()
     assert isao.cluster_sizes == {
-        "min": sizes.min(), "mean": pytest.approx(sizes.mean()), "max": sizes.max(),
+        "min": sizes.min(),
+        "mean": pytest.approx(sizes.mean()),
+        "max": sizes.max(),
     }
     assert (isao.nobs, isao.n_clusters) == (7185, 160)
 

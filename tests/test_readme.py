@@ -1,0 +1,23 @@
+"""The README shows real output: its quickstart summary is what the code prints now."""
+
+import re
+from pathlib import Path
+
+import mlmwrap
+from mlmwrap.cli import DEMO_EQUATIONS
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_quickstart_summary_is_the_real_output(hsb):
+    blocks = re.findall(r"```\n(Multilevel model of .*?)```", README, flags=re.S)
+    assert len(blocks) == 1
+    res = mlmwrap.fit(DEMO_EQUATIONS, hsb, cluster="school")
+    assert blocks[0].strip() == res.summary().strip()
+
+
+def test_readme_has_exactly_two_setup_commands():
+    setup = README.split("## Set up")[1].split("## ")[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", setup, flags=re.S)
+    assert len(commands) == 2
+    assert commands[0].endswith("mlmwrap demo") and commands[1].endswith("pytest")
