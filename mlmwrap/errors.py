@@ -83,7 +83,9 @@ class MLMError(Exception):
                 start = max(0, min(start, len(self.source)))
                 end = max(start + 1, min(end, len(self.source) + 1))
                 pad = " " * (len(prefix) - 2) + "| "
-                parts.append(pad + " " * start + "^" * (end - start))
+                # keep tabs so that the caret lines up under tab-indented lines
+                lead = "".join("\t" if c == "\t" else " " for c in self.source[:start])
+                parts.append(pad + lead + "^" * (end - start))
         if self.expected:
             parts.append(f"expected: {self.expected}")
         if self.hint:
@@ -93,7 +95,15 @@ class MLMError(Exception):
     def __reduce__(self):  # keep errors picklable (multiprocessing, pytest-xdist)
         return (
             _rebuild,
-            (type(self), self.message, self.source, self.lineno, self.span, self.expected, self.hint),
+            (
+                type(self),
+                self.message,
+                self.source,
+                self.lineno,
+                self.span,
+                self.expected,
+                self.hint,
+            ),
         )
 
 
@@ -110,7 +120,7 @@ class SpecificationError(MLMError):
 
 
 class DataError(MLMError, ValueError):
-    """The data do not fit the model (missing column, level-2 predictor varying within clusters, ...)."""
+    """The data do not fit the model (a missing column, a level-2 predictor that varies, ...)."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -20,6 +20,19 @@ from .spec import ModelSpec
 __all__ = ["MLMResults"]
 
 
+def _icc(spec: ModelSpec, tau: np.ndarray, sigma2: float, n_gammas: int) -> tuple[float, str]:
+    """The ICC (null model) or residual ICC, and its name; NaN without a random intercept."""
+    intercept = spec.betas[0]
+    if intercept.predictor is not None or not intercept.random:
+        return float("nan"), "ICC: not defined (the model has no random intercept)"
+    icc = float(tau[0, 0] / (tau[0, 0] + sigma2))
+    if len(spec.betas) == 1 and n_gammas == 1:
+        return icc, "ICC"
+    if any(b.random and b.predictor is not None for b in spec.betas):
+        return icc, "residual ICC (at level-1 predictors = 0)"
+    return icc, "residual ICC"
+
+
 class MLMResults:
     """A fitted two-level model.
 
@@ -116,19 +129,7 @@ class MLMResults:
         self.aic = self.deviance + 2 * self.n_params
         self.bic = self.deviance + self.n_params * np.log(self.nobs)
 
-        tau00 = float(optimum.tau[0, 0])
-        is_null = len(spec.betas) == 1 and spec.betas[0].predictor is None and len(self.gamma) == 1
-        first_is_intercept = spec.betas[0].predictor is None and spec.betas[0].random
-        if first_is_intercept:
-            self.icc = tau00 / (tau00 + self.sigma2)
-        else:
-            self.icc = float("nan")
-        if is_null:
-            self.icc_name = "ICC"
-        elif any(b.random and b.predictor is not None for b in spec.betas):
-            self.icc_name = "residual ICC (at level-1 predictors = 0)"
-        else:
-            self.icc_name = "residual ICC"
+        self.icc, self.icc_name = _icc(spec, optimum.tau, self.sigma2, len(self.gamma))
 
     # -- tables ---------------------------------------------------------------------------
     @staticmethod
