@@ -230,7 +230,9 @@ def evaluate(stats: ClusterStats, L: np.ndarray, reml: bool) -> Evaluation:
 def _objective(theta: np.ndarray, stats: ClusterStats, reml: bool, counter: list[int]):
     counter[0] += 1
     try:
-        ev = evaluate(stats, _theta_to_L(theta, stats.q), reml)
+        # Far from the optimum r2 can underflow; such points just get an infinite deviance.
+        with np.errstate(all="ignore"):
+            ev = evaluate(stats, _theta_to_L(theta, stats.q), reml)
     except np.linalg.LinAlgError:
         return np.inf, np.zeros_like(theta)
     if not np.isfinite(ev.deviance):

@@ -103,19 +103,21 @@ def summary_text(res: MLMResults) -> str:
     vc = res.variance_components
     corr = res.tau_corr
     labels = list(corr.index)
-    out.append("Variance components (tau, sigma2)")
     term_w = max([len(t) for t in vc["term"]] + [4])
-    head = f"  {'':<6} {'term':<{term_w}} {'variance':>10} {'SD':>8}"
-    if len(labels) > 1:
-        head += "   correlations: " + " ".join(f"{lab:>6}" for lab in labels[:-1])
-    out.append(head)
+    lead = f"  {'':<6} {'term':<{term_w}} {'variance':>10} {'SD':>8}"
+    corr_labels = labels[:-1]  # lower triangle: u1 with u0, u2 with u0 and u1, ...
+    title = "Variance components (tau, sigma2)"
+    if corr_labels:
+        title = f"{title:<{len(lead) + 3}}correlations"
+    out.append(title)
+    out.append(lead + ("   " + " ".join(f"{lab:>7}" for lab in corr_labels)).rstrip())
     for i, (label, row) in enumerate(vc.iterrows()):
         line = (
-            f"  {label:<6} {row['term']:<{term_w}} {_num(row['variance'], 10)} {_num(row['sd'], 8)}"
+            f"  {label:<6} {row['term']:<{term_w}} {_num(row['variance'], 10)} "
+            f"{_num(row['sd'], 8)}"
         )
         if 0 < i < len(labels):
-            cells = [f"{corr.iloc[i, j]:6.3f}" for j in range(i)]
-            line += "                 " + " ".join(cells)
+            line += "   " + " ".join(_num(corr.iloc[i, j], 7) for j in range(i))
         out.append(line)
     out.append("")
     out.append(f"{res.icc_name}: {res.icc:.4f}" if np.isfinite(res.icc) else f"{res.icc_name}")

@@ -77,6 +77,27 @@ class MLMResults:
         singular fit, where it is not defined).
     messages : tuple of str
         Every warning issued by the fit, in words.
+
+    Examples
+    --------
+    >>> import mlmwrap
+    >>> res = mlmwrap.fit('''
+    ...     mathach = b0 + b1*cwc(ses) + e
+    ...     b0 = g00 + u0
+    ...     b1 = g10 + u1
+    ... ''', data=mlmwrap.datasets.load_hsb(), cluster="school")
+    >>> res  # doctest: +ELLIPSIS
+    <MLMResults mathach: 2 gammas, 2 random effects, REML deviance 46714.234, ...>
+    >>> res.tau.round(3)
+           u0     u1
+    u0  8.681  0.047
+    u1  0.047  0.694
+    >>> res.variance_components.round(3)
+               variance     sd               term
+    component
+    u0            8.681  2.946        (intercept)
+    u1            0.694  0.833           cwc(ses)
+    e            36.700  6.058  (level-1 residual)
     """
 
     def __init__(

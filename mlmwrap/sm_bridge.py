@@ -30,6 +30,7 @@ from statsmodels.regression.mixed_linear_model import (
 
 from .design import Design
 from .engine import Optimum
+from .errors import ConvergenceWarning
 
 __all__ = ["to_statsmodels"]
 
@@ -55,14 +56,22 @@ def to_statsmodels(design: Design, optimum: Optimum) -> MixedLMResultsWrapper:
     pcov[:k_fe, :k_fe] = optimum.cov_beta
     pcov[:k_fe, k_fe:] = 0.0
     pcov[k_fe:, :k_fe] = 0.0
+    problem = "tau is singular" if optimum.singular else None
     if not optimum.singular:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 hess, _ = model.hessian(params)
                 pcov[k_fe:, k_fe:] = np.linalg.inv(-hess[k_fe:, k_fe:])
-            except (np.linalg.LinAlgError, ValueError):
-                pass
+            except (np.linalg.LinAlgError, ValueError) as err:
+                problem = f"statsmodels' Hessian could not be inverted ({err})"
+    if problem:
+        warnings.warn(
+            f"res.statsmodels: {problem}, so the standard errors of the variance parameters "
+            "(bse_re) are NaN; the gammas' standard errors are unaffected",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
 
     packed = params.get_packed(use_sqrt=False, has_fe=True)
     results = MixedLMResults(model, packed, pcov / scale)

@@ -104,3 +104,18 @@ def test_non_converged_fit_warns_and_says_so(hsb, monkeypatch):
         res = mlmwrap.fit("mathach = b0 + e\nb0 = g00 + u0", hsb, cluster="school")
     assert not res.converged
     assert "Converged: NO" in res.summary() and "NOT CONVERGED" in repr(res)
+
+
+def test_hessian_not_positive_definite_is_reported(hsb, monkeypatch):
+    """The check itself: a Hessian with a negative eigenvalue marks the fit and warns."""
+    real = engine._numeric_hessian
+
+    def indefinite(theta, stats, reml, counter):
+        H = real(theta, stats, reml, counter)
+        return H - 2 * np.linalg.eigvalsh(H).max() * np.eye(len(theta))
+
+    monkeypatch.setattr(engine, "_numeric_hessian", indefinite)
+    with pytest.warns(mlmwrap.ConvergenceWarning, match="not positive definite"):
+        res = mlmwrap.fit("mathach = b0 + e\nb0 = g00 + u0", hsb, cluster="school")
+    assert res.hessian_pd is False
+    assert "Hessian of the deviance is not positive definite" in res.summary()
