@@ -113,8 +113,7 @@ def summary_text(res: MLMResults) -> str:
     out.append(lead + ("   " + " ".join(f"{lab:>7}" for lab in corr_labels)).rstrip())
     for i, (label, row) in enumerate(vc.iterrows()):
         line = (
-            f"  {label:<6} {row['term']:<{term_w}} {_num(row['variance'], 10)} "
-            f"{_num(row['sd'], 8)}"
+            f"  {label:<6} {row['term']:<{term_w}} {_num(row['variance'], 10)} {_num(row['sd'], 8)}"
         )
         if 0 < i < len(labels):
             line += "   " + " ".join(_num(corr.iloc[i, j], 7) for j in range(i))

@@ -66,20 +66,16 @@ def test_global_optimum_on_a_grid_for_one_variance():
     assert opt.evaluation.L[0, 0] == pytest.approx(grid[int(np.argmin(devs))], abs=2e-3)
 
 
-def test_chunked_cross_products_equal_unchunked(monkeypatch):
+def test_cross_products_per_cluster():
     rng = np.random.default_rng(0)
     groups = rng.integers(0, 30, size=1000)  # unsorted, as real data often are
     X = np.column_stack([np.ones(1000), rng.normal(size=1000)])
     y = rng.normal(size=1000)
-    whole = ClusterStats.from_arrays(X, X, y, groups)
-    monkeypatch.setattr(engine, "_ROW_CHUNK", 77)
-    chunked = ClusterStats.from_arrays(X, X, y, groups)
-    np.testing.assert_allclose(chunked.cross, whole.cross, rtol=1e-12)
-    direct = np.zeros_like(whole.cross)
+    stats = ClusterStats.from_arrays(X, X, y, groups)
     W = np.column_stack([X, X, y])
     for g in range(30):
-        direct[g] = W[groups == g].T @ W[groups == g]
-    np.testing.assert_allclose(whole.cross, direct, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(stats.cross[g], W[groups == g].T @ W[groups == g], rtol=1e-12)
+    np.testing.assert_array_equal(stats.cluster_sizes, np.bincount(groups))
 
 
 def test_cost_per_evaluation_does_not_depend_on_rows():
