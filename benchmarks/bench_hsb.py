@@ -21,13 +21,16 @@ contextual) it fits the model
   ``hsb_lme4.R`` prepares it (``cm_ses``, ``cwc_ses``, ``cgm_ses``). It is slow, so its
   time is the median of M runs (default M = min(N, 2)).
 
-and compares both with lme4 1.1-31 (``lme4_seconds`` in the JSON: R's median of 5
-``lmer`` calls, on the machine that made the reference, not this one).
+and compares both with lme4: timed in the same run on this machine when ``Rscript`` with
+lme4 is installed (``benchmarks/lme4_times.R``, median of N ``lmer`` calls after one
+warm-up call), otherwise ``lme4_seconds`` from the JSON (R's median of 5 on the machine
+that made the reference).
 
 How to read the table
 ---------------------
 ``sm/mlm`` is how many times slower plain statsmodels is than mlmwrap on this machine;
-``mlm/lme4`` is mlmwrap's time over lme4's (different machines, so only a rough guide).
+``mlm/lme4`` is mlmwrap's time over lme4's (below 1: mlmwrap is faster; only a rough
+guide when lme4's times come from the JSON).
 ``dev`` columns are deviance - lme4's deviance (REML criterion for REML fits, -2 logLik
 for ML; 0 means the same optimum, positive means the fit stopped at a worse point than
 lme4's). ``ok`` is ``yes`` when the fit reached lme4's optimum: deviance < lme4's + 1e-3.
@@ -140,6 +143,33 @@ def timed(fn, repeat):
     return statistics.median(times), result, messages
 
 
+def lme4_here(repeat: int) -> dict[str, float] | None:
+    """lme4's median seconds per model measured now, on this machine; None without R/lme4."""
+    import shutil
+    import subprocess
+
+    if shutil.which("Rscript") is None:
+        return None
+    mlmwrap = _import_mlmwrap()
+    csv = Path(mlmwrap.datasets.__file__).with_name("hsb.csv")
+    script = Path(__file__).with_name("lme4_times.R")
+    try:
+        done = subprocess.run(
+            ["Rscript", str(script), str(csv), str(repeat)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+    except (subprocess.SubprocessError, OSError):
+        return None
+    times = {}
+    for line in done.stdout.splitlines():
+        name, seconds, _deviance = line.split()
+        times[name] = float(seconds)
+    return times if set(times) == set(MODELS) else None
+
+
 def fit_statsmodels(data, formula, re_formula, reml):
     import statsmodels.formula.api as smf
 
@@ -187,9 +217,15 @@ def run(repeat: int = 5, sm_repeat: int | None = None) -> list[dict]:
         f"statsmodels {statsmodels.__version__}, mlmwrap {mlmwrap.__version__}; "
         f"{platform.machine()} {platform.system()}"
     )
+    lme4_times = lme4_here(repeat)
+    lme4_source = (
+        f"median of {repeat} lmer() calls run now on this machine (Rscript lme4_times.R)"
+        if lme4_times
+        else "median of 5 from hsb_lme4.json (another machine: R/lme4 not found here)"
+    )
     print(
         f"mlmwrap: median of {repeat} fits; statsmodels defaults: median of {sm_repeat} "
-        f"fit(s); lme4: median of 5 (from hsb_lme4.json, another machine)"
+        f"fit(s); lme4: {lme4_source}"
     )
     print(
         f"offset check: statsmodels -2 llf at lme4's null optimum - lme4 deviance = "
@@ -218,7 +254,7 @@ def run(repeat: int = 5, sm_repeat: int | None = None) -> list[dict]:
         rows.append(
             {
                 "model": name + ("" if reml else " (ML)"),
-                "lme4_s": r["lme4_seconds"],
+                "lme4_s": lme4_times[name] if lme4_times else r["lme4_seconds"],
                 "mlm_s": t_m,
                 "mlm_obj_s": t_obj,
                 "sm_s": t_s,
