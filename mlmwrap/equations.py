@@ -106,6 +106,19 @@ def _split_term(eq: Equation, term: Expr) -> _Term:
     return _Term(term, coefs, product(preds))
 
 
+def _single_coefficient(eq: Equation, t: _Term, what: str) -> tuple[Var, Coefficient]:
+    """The one coefficient of a term; two multiplied together is an error."""
+    if len(t.coefs) > 1:
+        var = t.coefs[1][0]
+        raise _spec_error(
+            eq,
+            var.span,
+            f"two coefficients multiplied: '{t.coefs[0][0].name}' and '{var.name}'",
+            expected=f"one {what} a term",
+        )
+    return t.coefs[0]
+
+
 def _check_predictor(eq: Equation, e: Expr) -> None:
     for v in e.variables():
         c = classify_name(v.name)
@@ -239,15 +252,7 @@ def _read_level1(eq: Equation) -> _Level1:
                 expected="a beta times the predictor",
                 hint=hint,
             )
-        if len(t.coefs) > 1:
-            var = t.coefs[1][0]
-            raise _spec_error(
-                eq,
-                var.span,
-                f"two coefficients multiplied: '{t.coefs[0][0].name}' and '{var.name}'",
-                expected="one beta a term",
-            )
-        var, c = t.coefs[0]
+        var, c = _single_coefficient(eq, t, "beta")
         if c.kind == "residual":
             if t.predictor is not None:
                 raise _spec_error(
@@ -380,15 +385,7 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
                 expected="a gamma times the predictor",
                 hint=f"write {_gamma_label(k, nxt)}*{t.predictor.text()}",
             )
-        if len(t.coefs) > 1:
-            var = t.coefs[1][0]
-            raise _spec_error(
-                eq,
-                var.span,
-                f"two coefficients multiplied: '{t.coefs[0][0].name}' and '{var.name}'",
-                expected="one gamma a term",
-            )
-        var, c = t.coefs[0]
+        var, c = _single_coefficient(eq, t, "gamma")
         if c.kind == "u":
             if int(c.digits) != k:
                 raise _spec_error(

@@ -129,10 +129,16 @@ def summary_text(res: MLMResults) -> str:
     return "\n".join(out)
 
 
-def _table(headers: list[str], rows: list[list[str]], caption: str) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+def _table(headers: list[str], rows: list[list[str]], caption: str, n_text: int) -> str:
+    """An HTML table whose first ``n_text`` columns are text and the rest numbers."""
+
+    def cell(tag: str, text: str, k: int) -> str:
+        align = "left" if k < n_text else "right"
+        return f"<{tag} style='text-align:{align}'>{html.escape(text)}</{tag}>"
+
+    head = "".join(cell("th", h, k) for k, h in enumerate(headers))
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+        "<tr>" + "".join(cell("td", c, k) for k, c in enumerate(row)) + "</tr>" for row in rows
     )
     return (
         f"<table><caption style='text-align:left;font-weight:bold'>{html.escape(caption)}"
@@ -143,7 +149,8 @@ def _table(headers: list[str], rows: list[list[str]], caption: str) -> str:
 def summary_html(res: MLMResults) -> str:
     """HTML for a notebook: header, equations, gamma table, variance components, status."""
     spec = res.spec
-    eqs = "\n".join([spec.level1_text(), spec.level2_text(), "", spec.reduced_text()])
+    reduced = _wrap("", spec.reduced_text())
+    eqs = "\n".join([spec.level1_text(), spec.level2_text(), "", *reduced])
     parts = [
         "<div class='mlmwrap-results'>",
         "<p>" + "<br>".join(html.escape(line) for line in _header(res)) + "</p>",
@@ -168,22 +175,22 @@ def summary_html(res: MLMResults) -> str:
             ["gamma", "beta", "predictor", "estimate", "SE", "z", "p", "95% CI"],
             rows,
             "Fixed effects (gamma)",
+            n_text=3,
         )
     )
     vc = res.variance_components
     corr = res.tau_corr
+    labels = list(corr.index)
     vrows = []
     for i, (label, row) in enumerate(vc.iterrows()):
         cells = [str(label), row["term"], f"{row['variance']:.4f}", f"{row['sd']:.4f}"]
-        cors = (
-            ", ".join(f"{corr.index[j]}: {corr.iloc[i, j]:.3f}" for j in range(i))
-            if i < len(corr)
-            else ""
-        )
-        vrows.append(cells + [cors])
-    parts.append(
-        _table(["", "term", "variance", "SD", "correlations"], vrows, "Variance components")
-    )
+        cors = [
+            f"{corr.iloc[i, j]:.3f}" if i < len(labels) and j < i else ""
+            for j in range(len(labels) - 1)
+        ]
+        vrows.append(cells + cors)
+    heads = ["", "term", "variance", "SD"] + [f"corr. {lab}" for lab in labels[:-1]]
+    parts.append(_table(heads, vrows, "Variance components (tau, sigma2)", n_text=2))
     crit = "REML criterion" if res.reml else "-2 log-likelihood"
     foot = [
         f"{res.icc_name}: {res.icc:.4f}" if np.isfinite(res.icc) else res.icc_name,

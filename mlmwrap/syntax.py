@@ -224,6 +224,28 @@ def _describe(tok: Token) -> str:
     return "the end of the equation" if tok.kind == "END" else repr(tok.text)
 
 
+#: Messages for a token the grammar did not expect: kind -> (message, hint).
+_UNEXPECTED: dict[str, tuple[str, str | None]] = {
+    "RPAREN": ("unmatched ')'", "remove it or add the matching '('"),
+    "EQUALS": ("unexpected '='", "write one equation a line, with one '='"),
+    "MINUS": (
+        "'-' is not supported here",
+        "join terms with '+' (the signs of coefficients are estimated); "
+        "only a number can be negative, e.g. center(x, -1)",
+    ),
+    "COMMA": ("unexpected ','", "commas only separate function arguments: center(x, 10)"),
+}
+
+#: Messages for a line that ends too early, by the kind of its last token.
+_AT_END: dict[str, tuple[str, str | None]] = {
+    "EQUALS": ("nothing on the right of '='", "write the terms of the equation after '='"),
+    "PLUS": (
+        "trailing '+' with no term after it",
+        "remove the '+' (an equation must fit on one line)",
+    ),
+}
+
+
 class _Parser:
     """Recursive-descent parser for the tokens of one equation."""
 
@@ -256,60 +278,11 @@ class _Parser:
 
     def unexpected(self, tok: Token, expected: str) -> EquationSyntaxError:
         if tok.kind == "END":  # point at what came last
-            prev = self.toks[self.i - 1]
-            if prev.kind == "EQUALS":
-                return self.error(
-                    prev.start,
-                    prev.end,
-                    "nothing on the right of '='",
-                    expected=expected,
-                    hint="write the terms of the equation after '='",
-                )
-            if prev.kind == "PLUS":
-                return self.error(
-                    prev.start,
-                    prev.end,
-                    "trailing '+' with no term after it",
-                    expected=expected,
-                    hint="remove the '+' (an equation must fit on one line)",
-                )
-            return self.error(
-                prev.start, prev.end, f"the equation ends after {prev.text!r}", expected=expected
-            )
-        if tok.kind == "RPAREN":
-            return self.error(
-                tok.start,
-                tok.end,
-                "unmatched ')'",
-                expected=expected,
-                hint="remove it or add the matching '('",
-            )
-        if tok.kind == "EQUALS":
-            return self.error(
-                tok.start,
-                tok.end,
-                "unexpected '='",
-                expected=expected,
-                hint="write one equation a line, with one '='",
-            )
-        if tok.kind == "MINUS":
-            return self.error(
-                tok.start,
-                tok.end,
-                "'-' is not supported here",
-                expected=expected,
-                hint="join terms with '+' (the signs of coefficients are estimated); "
-                "only a number can be negative, e.g. center(x, -1)",
-            )
-        if tok.kind == "COMMA":
-            return self.error(
-                tok.start,
-                tok.end,
-                "unexpected ','",
-                expected=expected,
-                hint="commas only separate function arguments: center(x, 10)",
-            )
-        return self.error(tok.start, tok.end, f"unexpected {_describe(tok)}", expected=expected)
+            tok = self.toks[self.i - 1]
+            message, hint = _AT_END.get(tok.kind, (f"the equation ends after {tok.text!r}", None))
+        else:
+            message, hint = _UNEXPECTED.get(tok.kind, (f"unexpected {_describe(tok)}", None))
+        return self.error(tok.start, tok.end, message, expected=expected, hint=hint)
 
     # grammar --------------------------------------------------------------------------
     def equation(self) -> Equation:
