@@ -134,14 +134,16 @@ def _table(headers: list[str], rows: list[list[str]], caption: str, n_text: int)
 
     def cell(tag: str, text: str, k: int) -> str:
         align = "left" if k < n_text else "right"
-        return f"<{tag} style='text-align:{align}'>{html.escape(text)}</{tag}>"
+        style = f"text-align:{align};padding:0.1em 0.6em"
+        return f"<{tag} style='{style}'>{html.escape(text)}</{tag}>"
 
     head = "".join(cell("th", h, k) for k, h in enumerate(headers))
     body = "".join(
         "<tr>" + "".join(cell("td", c, k) for k, c in enumerate(row)) + "</tr>" for row in rows
     )
     return (
-        f"<table><caption style='text-align:left;font-weight:bold'>{html.escape(caption)}"
+        "<table style='border-collapse:collapse;margin:0.6em 0'>"
+        f"<caption style='text-align:left;font-weight:bold'>{html.escape(caption)}"
         f"</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
 

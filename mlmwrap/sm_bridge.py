@@ -70,7 +70,7 @@ def to_statsmodels(design: Design, optimum: Optimum) -> MixedLMResultsWrapper:
             f"res.statsmodels: {problem}, so the standard errors of the variance parameters "
             "(bse_re) are NaN; the gammas' standard errors are unaffected",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,  # user code -> cached_property -> statsmodels -> here
         )
 
     packed = params.get_packed(use_sqrt=False, has_fe=True)
