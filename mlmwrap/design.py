@@ -114,6 +114,7 @@ class Design:
     row_index: pd.Index  # index labels of the rows used, from the caller's DataFrame
     sample: SampleInfo
     columns: dict[str, str]  # name as written -> data column used
+    frame: pd.DataFrame  # the model's data columns (and the cluster) on the estimation sample
 
     @property
     def fixed_names(self) -> list[str]:
@@ -450,6 +451,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
         row_index=row_index,
         sample=sample,
         columns=mapping,
+        frame=frame.set_axis(row_index, axis=0),
     )
 
 

@@ -115,6 +115,9 @@ class Evaluation:
     sigma2: float
     A: np.ndarray  # X' V^-1 X with V = I + Z L L' Z' (sigma2 factored out)
     L: np.ndarray
+    logdet_V: float  # log det V = sum_j log det M_j
+    logdet_A: float  # log det A
+    r2: float  # (y - X beta)' V^-1 (y - X beta) at the GLS beta
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,7 @@ def evaluate(stats: ClusterStats, L: np.ndarray, reml: bool) -> Evaluation:
     sigma2 = r2 / nu
     deviance = logdet_V + nu * (1.0 + np.log(2.0 * np.pi * r2 / nu))
     if reml:
-        deviance += 2.0 * np.log(np.diag(chol_A)).sum()
+        deviance += 2.0 * np.log(np.diag(chol_A)).sum()  # log det A
 
     # Gradient: d(dev)/dL = 2 G L with G = sum_j [P_j - W_j A^-1 W_j' (REML) - (nu/r2) s_j s_j'],
     # P_j = Z'V^-1 Z, W_j = Z'V^-1 X, s_j = Z'V^-1 (y - X beta).
@@ -214,6 +217,9 @@ def evaluate(stats: ClusterStats, L: np.ndarray, reml: bool) -> Evaluation:
         sigma2=float(sigma2),
         A=A,
         L=L,
+        logdet_V=float(logdet_V),
+        logdet_A=float(2.0 * np.log(np.diag(chol_A)).sum()),
+        r2=r2,
     )
 
 

@@ -106,6 +106,8 @@ def fit(
         spec,
         design,
         optimum,
+        stats=stats,
+        data=data,
         seconds=time.perf_counter() - start,
         messages=tuple(messages),
     )

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy import stats as sstats
 
 from .design import INTERCEPT, Design, SampleInfo
-from .engine import Optimum
+from .engine import ClusterStats, Optimum
 from .spec import ModelSpec
 
 __all__ = ["MLMResults"]
@@ -106,12 +106,16 @@ class MLMResults:
         design: Design,
         optimum: Optimum,
         *,
+        stats: ClusterStats | None = None,
+        data: pd.DataFrame | None = None,
         seconds: float = float("nan"),
         messages: tuple[str, ...] = (),
     ) -> None:
         self.spec = spec
         self._design = design
         self._optimum = optimum
+        self._stats = stats
+        self._data = data
         self.method = "REML" if optimum.reml else "ML"
         self.reml = optimum.reml
         self.seconds = seconds
@@ -195,6 +199,42 @@ class MLMResults:
             },
             index=pd.Index(labels, name="component"),
         )
+
+    @property
+    def cov_gamma(self) -> pd.DataFrame:
+        """Model-based covariance matrix of the gammas, ``sigma2 (X'V^-1 X)^-1``."""
+        labels = self.gamma.index
+        return pd.DataFrame(self._optimum.cov_beta, index=labels, columns=labels)
+
+    # -- for extensions: the pieces a fit was computed from -----------------------------
+    @property
+    def design(self) -> Design:
+        """Row-level arrays (``y``, ``X``, ``Z``, cluster codes) and the gamma map."""
+        return self._design
+
+    @property
+    def optimum(self) -> Optimum:
+        """The engine's optimum: ``L``, ``A``, ``beta``, ``sigma2``, convergence checks."""
+        return self._optimum
+
+    @property
+    def cluster_stats(self) -> ClusterStats:
+        """Per-cluster cross-products of ``[X, Z, y]`` (computed on first use if needed)."""
+        if self._stats is None:
+            d = self._design
+            self._stats = ClusterStats.from_arrays(d.X, d.Z, d.y, d.codes)
+        return self._stats
+
+    @property
+    def data(self) -> pd.DataFrame | None:
+        """The DataFrame the model was fitted to, as passed (not a copy; never modified)."""
+        return self._data
+
+    @property
+    def model_frame(self) -> pd.DataFrame:
+        """The model's columns on the estimation sample (after listwise deletion), indexed
+        like the caller's rows."""
+        return self._design.frame
 
     # -- statsmodels --------------------------------------------------------------------
     @cached_property

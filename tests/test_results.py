@@ -142,3 +142,14 @@ def test_html_display(isao):
 def test_repr_is_one_line(isao):
     text = repr(isao)
     assert "\n" not in text and "REML deviance 46503.664" in text
+
+
+def test_cov_gamma_and_model_frame(isao, hsb):
+    cov = isao.cov_gamma
+    assert list(cov.index) == list(isao.gamma.index) == list(cov.columns)
+    np.testing.assert_allclose(np.sqrt(np.diag(cov)), isao.gamma["se"], rtol=1e-12)
+    np.testing.assert_allclose(cov.to_numpy(), cov.to_numpy().T)
+    frame = isao.model_frame
+    assert set(frame.columns) == {"mathach", "ses", "meanses", "sector", "school"}
+    assert frame.index.equals(hsb.index) and isao.data is hsb
+    assert isao.cluster_stats.cross.shape == (160, 9, 9)  # [X (6), Z (2), y]
