@@ -11,7 +11,8 @@ Examples
 0.18
 """
 
-from . import datasets
+from . import datasets, variance_explained
+from .compare import build_up, compare
 from .equations import parse_equations
 from .errors import (
     BoundaryWarning,
@@ -28,6 +29,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "fit",
+    "compare",
+    "build_up",
+    "variance_explained",
     "parse_equations",
     "datasets",
     "MLMResults",

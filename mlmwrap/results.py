@@ -206,6 +206,34 @@ class MLMResults:
         labels = self.gamma.index
         return pd.DataFrame(self._optimum.cov_beta, index=labels, columns=labels)
 
+    # -- comparison and variance explained (mlmwrap.compare, mlmwrap.variance_explained) --
+    def r2(self) -> pd.Series:
+        """Nakagawa & Schielzeth, Snijders & Bosker and Rights & Sterba R².
+
+        See :func:`mlmwrap.variance_explained.r2` for each measure and when it is defined.
+        """
+        from .variance_explained import r2
+
+        return r2(self)
+
+    def variance_explained(self, reference: MLMResults) -> pd.DataFrame:
+        """Raudenbush & Bryk's proportional reduction in each variance component.
+
+        See :func:`mlmwrap.variance_explained.proportional_reduction`.
+        """
+        from .variance_explained import proportional_reduction
+
+        return proportional_reduction(self, reference)
+
+    def compare(self, *larger: MLMResults, names: list[str] | None = None):
+        """Likelihood-ratio tests of this model against larger nested models.
+
+        See :func:`mlmwrap.compare`.
+        """
+        from .compare import compare
+
+        return compare(self, *larger, names=names)
+
     # -- for extensions: the pieces a fit was computed from -----------------------------
     @property
     def design(self) -> Design:
