@@ -11,7 +11,7 @@ Examples
 0.18
 """
 
-from . import datasets, variance_explained
+from . import datasets, plots, variance_explained
 from .compare import build_up, compare
 from .equations import parse_equations
 from .errors import (
@@ -20,6 +20,7 @@ from .errors import (
     DataError,
     EquationSyntaxError,
     MLMError,
+    PredictionWarning,
     SpecificationError,
 )
 from .fit import fit
@@ -41,5 +42,7 @@ __all__ = [
     "DataError",
     "ConvergenceWarning",
     "BoundaryWarning",
+    "PredictionWarning",
+    "plots",
     "__version__",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "DataError",
     "ConvergenceWarning",
     "BoundaryWarning",
+    "PredictionWarning",
 ]
 
 
@@ -129,3 +130,7 @@ class ConvergenceWarning(UserWarning):
 
 class BoundaryWarning(UserWarning):
     """A variance component was estimated on the boundary (0) or tau is singular."""
+
+
+class PredictionWarning(UserWarning):
+    """Some rows got NaN, or only the fixed part, in a prediction."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import html
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .errors import MLMError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .results import MLMResults
@@ -118,6 +121,7 @@ def summary_text(res: MLMResults) -> str:
         if 0 < i < len(labels):
             line += "   " + " ".join(_num(corr.iloc[i, j], 7) for j in range(i))
         out.append(line)
+    out.extend(_variance_test_lines(res))
     out.append("")
     out.append(f"{res.icc_name}: {res.icc:.4f}" if np.isfinite(res.icc) else f"{res.icc_name}")
     crit = "REML criterion" if res.reml else "-2 log-likelihood"
@@ -127,6 +131,29 @@ def summary_text(res: MLMResults) -> str:
     )
     out.extend(_status_lines(res))
     return "\n".join(out)
+
+
+def _variance_test_lines(res: MLMResults) -> list[str]:
+    """HLM's chi-square tests of tau and reliabilities, when they can be computed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            vt = res.variance_tests()
+    except (MLMError, np.linalg.LinAlgError, ValueError):
+        return []
+    used = int(vt["clusters_used"].min())
+    lines = [
+        "",
+        f"Chi-square tests of tau = 0 (HLM; per-cluster OLS, {used} of {res.n_clusters} clusters)",
+        f"  {'':<6} {'chi2':>10} {'df':>5} {'p':>6}   reliability",
+    ]
+    for label, row in vt.iterrows():
+        df = f"{int(row['df']):>5}" if np.isfinite(row["df"]) else f"{'NA':>5}"
+        p = _p(row["p"]) if np.isfinite(row["p"]) else "NA"
+        lines.append(
+            f"  {label:<6} {_num(row['chi2'], 10, 2)} {df} {p:>6}   {_num(row['reliability'], 11)}"
+        )
+    return lines
 
 
 def _table(headers: list[str], rows: list[list[str]], caption: str, n_text: int) -> str:

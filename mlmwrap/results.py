@@ -234,6 +234,48 @@ class MLMResults:
 
         return compare(self, *larger, names=names)
 
+    # -- per-cluster estimates, predictions, HLM's tests, figures ----------------------------
+    def cluster_coefficients(self) -> pd.DataFrame:
+        """Per-cluster empirical Bayes effects (with posterior SDs) and coefficients, OLS
+        estimates and their reliabilities; see :func:`mlmwrap.cluster.cluster_coefficients`."""
+        from .cluster import cluster_coefficients
+
+        return cluster_coefficients(self)
+
+    def reliabilities(self) -> pd.Series:
+        """HLM's reliability of each random coefficient (:func:`mlmwrap.cluster.reliabilities`)."""
+        from .cluster import reliabilities
+
+        return reliabilities(self)
+
+    @cached_property
+    def _variance_tests(self) -> pd.DataFrame:
+        from .hlm_tests import variance_tests
+
+        return variance_tests(self)
+
+    def variance_tests(self) -> pd.DataFrame:
+        """HLM's chi-square test of each variance component, with reliabilities
+        (:func:`mlmwrap.hlm_tests.variance_tests`)."""
+        return self._variance_tests.copy()
+
+    def predict(
+        self, newdata: pd.DataFrame | None = None, random: bool = True, detail: bool = False
+    ):
+        """Predictions: the fixed part plus, for clusters in the fit, their EB effects
+        (:func:`mlmwrap.predict.predict`)."""
+        from .predict import predict
+
+        return predict(self, newdata, random=random, detail=detail)
+
+    @cached_property
+    def plot(self):
+        """Figures: ``res.plot.caterpillar()``, ``.spaghetti()``, ``.residuals()``,
+        ``.random_effects_qq()``, ``.within_between("ses")`` (:mod:`mlmwrap.plots`)."""
+        from .plots import ResultPlots
+
+        return ResultPlots(self)
+
     # -- for extensions: the pieces a fit was computed from -----------------------------
     @property
     def design(self) -> Design:
