@@ -123,12 +123,16 @@ def test_summary_reads_like_hlm(isao):
         "Variance components",
         "Deviance (REML criterion): 46503.664",
         "Converged: yes",
+        "Chi-square tests of tau = 0 (HLM; per-cluster OLS, 160 of 160 clusters)",
     ]:
         assert piece in text, piece
     assert str(isao) == text
     assert max(len(line) for line in text.splitlines()) <= 100
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("g12"))
     assert "-1.643" in line and "0.240" in line
+    tests = isao.variance_tests()
+    line = [ln for ln in text.splitlines() if ln.strip().startswith("u1")][-1]
+    assert f"{tests.loc['u1', 'chi2']:.2f}" in line and f"{tests.loc['u1', 'reliability']:.3f}" in line
 
 
 def test_html_display(isao):
