@@ -12,7 +12,9 @@ Examples
 """
 
 from . import datasets, plots, variance_explained
+from .centering import decompose
 from .compare import build_up, compare
+from .describe import icc, within_between
 from .equations import parse_equations
 from .errors import (
     BoundaryWarning,
@@ -21,6 +23,7 @@ from .errors import (
     EquationSyntaxError,
     MLMError,
     PredictionWarning,
+    ReliabilityWarning,
     SpecificationError,
 )
 from .fit import fit
@@ -43,6 +46,10 @@ __all__ = [
     "ConvergenceWarning",
     "BoundaryWarning",
     "PredictionWarning",
+    "ReliabilityWarning",
+    "decompose",
+    "icc",
+    "within_between",
     "plots",
     "__version__",
 ]

@@ -38,7 +38,14 @@ from .errors import DataError
 from .expr import Call, Expr, Num, Power, Product, Var
 from .spec import Beta, Gamma, ModelSpec
 
-__all__ = ["FixedColumn", "SampleInfo", "Design", "build_design", "resolve_name"]
+__all__ = [
+    "FixedColumn",
+    "SampleInfo",
+    "Design",
+    "build_design",
+    "resolve_name",
+    "evaluate_on_sample",
+]
 
 _SUBSCRIPTS = ("_ij", "_j", "ij", "j")
 #: Name of the constant column, as lme4 and statsmodels' formulas name it.
@@ -318,6 +325,15 @@ def _column_error(spec: ModelSpec, var: Var, columns: pd.Index) -> DataError:
         expected="the name of a column of the DataFrame",
         hint=hint,
     )
+
+
+def evaluate_on_sample(spec: ModelSpec, design: Design, expr: Expr) -> np.ndarray:
+    """The values of a numeric predictor expression on a design's estimation sample.
+
+    Centering is computed on that sample, exactly as when the design was built.
+    """
+    builder = _Builder(spec, design.frame.reset_index(drop=True), design.codes)
+    return builder.numeric(_rename_vars(expr, design.columns))
 
 
 def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:

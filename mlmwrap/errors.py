@@ -34,6 +34,7 @@ __all__ = [
     "ConvergenceWarning",
     "BoundaryWarning",
     "PredictionWarning",
+    "ReliabilityWarning",
 ]
 
 
@@ -134,3 +135,7 @@ class BoundaryWarning(UserWarning):
 
 class PredictionWarning(UserWarning):
     """Some rows got NaN, or only the fixed part, in a prediction."""
+
+
+class ReliabilityWarning(UserWarning):
+    """A cluster-mean predictor is an unreliable measure of the cluster's true mean."""

@@ -11,7 +11,8 @@ import pandas as pd
 from .design import build_design
 from .engine import ClusterStats, optimize
 from .equations import parse_equations
-from .errors import BoundaryWarning, ConvergenceWarning, DataError
+from .errors import BoundaryWarning, ConvergenceWarning, DataError, ReliabilityWarning
+from .latent import reliability_warnings
 from .results import MLMResults
 from .spec import ModelSpec
 
@@ -53,6 +54,9 @@ def fit(
         The optimum could not be verified, or the Hessian is not positive definite.
     BoundaryWarning
         tau is singular: a variance estimated as 0 or a correlation of +-1.
+    ReliabilityWarning
+        A cluster mean ``cmean(x)`` is a predictor and its reliability is below 0.7, so the
+        between and contextual effects are biased toward the within effect.
 
     Examples
     --------
@@ -102,6 +106,9 @@ def fit(
             f"boundary (singular) fit: {what}; the gammas are still the right GLS estimates, "
             "but consider a simpler random part",
         )
+    categories = [
+        BoundaryWarning if m.startswith("boundary") else ConvergenceWarning for m in messages
+    ]
     results = MLMResults(
         spec,
         design,
@@ -111,7 +118,11 @@ def fit(
         seconds=time.perf_counter() - start,
         messages=tuple(messages),
     )
-    for message in messages:
-        category = BoundaryWarning if message.startswith("boundary") else ConvergenceWarning
+    # Cluster means as predictors: say when they are unreliable (Luedtke et al. 2008).
+    extra = reliability_warnings(results, results.cluster_mean_reliability())
+    if extra:
+        results.messages = results.messages + tuple(extra)
+        categories += [ReliabilityWarning] * len(extra)
+    for message, category in zip(results.messages, categories, strict=True):
         warnings.warn(message, category, stacklevel=2)
     return results

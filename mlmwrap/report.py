@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .effects import effects_section
 from .errors import MLMError
+from .latent import reliability_section
 
 if TYPE_CHECKING:  # pragma: no cover
     from .results import MLMResults
@@ -123,6 +125,13 @@ def summary_text(res: MLMResults) -> str:
         out.append(line)
     out.extend(_variance_test_lines(res))
     out.append("")
+    for section in (
+        effects_section(res),
+        reliability_section(res, res.cluster_mean_reliability()),
+    ):
+        if section:
+            out.extend(section)
+            out.append("")
     out.append(f"{res.icc_name}: {res.icc:.4f}" if np.isfinite(res.icc) else f"{res.icc_name}")
     crit = "REML criterion" if res.reml else "-2 log-likelihood"
     out.append(

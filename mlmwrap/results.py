@@ -206,6 +206,36 @@ class MLMResults:
         labels = self.gamma.index
         return pd.DataFrame(self._optimum.cov_beta, index=labels, columns=labels)
 
+    # -- within, between and contextual effects (mlmwrap.effects, mlmwrap.latent) ---------
+    @cached_property
+    def _effects(self) -> pd.DataFrame:
+        from .effects import effects
+
+        return effects(self)
+
+    def effects(self) -> pd.DataFrame:
+        """Within, between and contextual effects of every decomposed predictor, with SE, z,
+        p, CI and the gammas they come from (:func:`mlmwrap.effects.effects`)."""
+        return self._effects.copy()
+
+    @cached_property
+    def _cluster_mean_reliability(self) -> pd.DataFrame:
+        from .latent import cluster_mean_reliability
+
+        return cluster_mean_reliability(self)
+
+    def cluster_mean_reliability(self) -> pd.DataFrame:
+        """Reliability of each ``cmean(x)`` predictor as a measure of the cluster's true mean
+        (:func:`mlmwrap.latent.cluster_mean_reliability`)."""
+        return self._cluster_mean_reliability.copy()
+
+    def corrected_effects(self) -> pd.DataFrame:
+        """Between and contextual effects corrected for unreliable cluster means
+        (Grilli & Rampichini 2011; :func:`mlmwrap.latent.corrected_effects`)."""
+        from .latent import corrected_effects
+
+        return corrected_effects(self)
+
     # -- comparison and variance explained (mlmwrap.compare, mlmwrap.variance_explained) --
     def r2(self) -> pd.Series:
         """Nakagawa & Schielzeth, Snijders & Bosker and Rights & Sterba R².
