@@ -11,7 +11,7 @@ Examples
 0.18
 """
 
-from . import datasets, plots, variance_explained
+from . import datasets, export, latex, plots, variance_explained
 from .centering import decompose
 from .compare import build_up, compare
 from .describe import icc, within_between
@@ -51,5 +51,7 @@ __all__ = [
     "icc",
     "within_between",
     "plots",
+    "export",
+    "latex",
     "__version__",
 ]

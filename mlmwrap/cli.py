@@ -4,6 +4,14 @@ Examples
 --------
 $ mlmwrap demo
 $ mlmwrap fit model.txt --data hsb.csv --cluster school --ml
+$ mlmwrap fit model.txt --data hsb.csv --cluster school --format markdown > results.md
+$ mlmwrap demo --format json
+
+``--format``: ``text`` (default) prints the summary; ``markdown`` the equations with estimates
+and APA-style tables; ``latex`` a complete LaTeX document (amsmath, booktabs) with the same;
+``json`` everything needed to rebuild the tables (:func:`mlmwrap.export.to_json`). The exit
+status is 0 for a converged fit, 1 when the fit did not converge (the output says so), 2 for
+an error in the input.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -20,7 +29,13 @@ from .datasets import load_hsb
 from .errors import MLMError
 from .fit import fit
 
-__all__ = ["main", "DEMO_EQUATIONS"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .results import MLMResults
+
+__all__ = ["main", "DEMO_EQUATIONS", "FORMATS"]
+
+#: Output formats of ``--format``.
+FORMATS = ("text", "markdown", "json", "latex")
 
 #: The workshop's intercepts- and slopes-as-outcomes model on the HSB data.
 DEMO_EQUATIONS = """\
@@ -43,7 +58,25 @@ def _parser() -> argparse.ArgumentParser:
     p_fit.add_argument("--ml", action="store_true", help="full maximum likelihood (default REML)")
     p_demo = sub.add_parser("demo", help="fit the workshop's model to the bundled HSB data")
     p_demo.add_argument("--ml", action="store_true", help="full maximum likelihood")
+    for p in (p_fit, p_demo):
+        p.add_argument(
+            "--format",
+            choices=FORMATS,
+            default="text",
+            help="output: text summary (default), Markdown or LaTeX tables, or JSON",
+        )
     return parser
+
+
+def _render(res: MLMResults, fmt: str) -> str:
+    """The fit in the requested output format."""
+    if fmt == "text":
+        return res.summary()
+    from .export import document, to_json
+
+    if fmt == "json":
+        return to_json(res)
+    return document(res, fmt)
 
 
 def _read_text(path: str) -> str:
@@ -58,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             equations, data, cluster = DEMO_EQUATIONS, load_hsb(), "school"
-            print("Equations:\n" + DEMO_EQUATIONS)
+            if args.format == "text":  # other formats show the equations themselves
+                print("Equations:\n" + DEMO_EQUATIONS)
         else:
             equations = _read_text(args.equations)
             data = pd.read_csv(args.data)
@@ -73,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
         print(f"mlmwrap: error: {err}", file=sys.stderr)
         return 2
-    print(res.summary())
+    print(_render(res, args.format))
     return 0 if res.converged else 1
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from .effects import effects_section
 from .errors import MLMError
 from .latent import reliability_section
+from .latex import equations_html
 
 if TYPE_CHECKING:  # pragma: no cover
     from .results import MLMResults
@@ -193,6 +194,9 @@ def summary_html(res: MLMResults) -> str:
         "<div class='mlmwrap-results'>",
         "<p>" + "<br>".join(html.escape(line) for line in _header(res)) + "</p>",
         f"<pre>{html.escape(eqs)}</pre>",
+        # Typeset with the estimates (MathJax in notebooks); the <pre> above stays readable
+        # where there is no MathJax.
+        equations_html(res),
     ]
     g = res.gamma
     rows = [

@@ -306,6 +306,65 @@ class MLMResults:
 
         return ResultPlots(self)
 
+    # -- reporting: equations and tables (mlmwrap.latex, mlmwrap.export) -----------------
+    def equations(self, format: str = "text", *, digits: int = 3, width: int | None = None) -> str:
+        """The level-1, level-2 and reduced-form equations with the estimates substituted,
+        with tau and sigma2 beneath: ``format`` "text", "latex" or "html"
+        (:func:`mlmwrap.latex.equations`)."""
+        from .latex import equations
+
+        return equations(self, format, digits=digits, width=width)
+
+    def _repr_latex_(self) -> str:
+        from .latex import repr_latex
+
+        return repr_latex(self)
+
+    def to_frame(self, gamma: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Every estimate in one tidy DataFrame (:func:`mlmwrap.export.to_frame`)."""
+        from .export import to_frame
+
+        return to_frame(self, gamma)
+
+    def fixed_table(
+        self,
+        format: str = "markdown",
+        *,
+        digits: int = 2,
+        label: str | None = None,
+        gamma: pd.DataFrame | None = None,
+    ) -> str:
+        """APA-style fixed-effects table as Markdown, LaTeX (booktabs) or HTML
+        (:func:`mlmwrap.export.fixed_table`)."""
+        from .export import fixed_table
+
+        return fixed_table(self, format, digits=digits, label=label, gamma=gamma)
+
+    def variance_table(
+        self, format: str = "markdown", *, digits: int = 2, label: str | None = None
+    ) -> str:
+        """APA-style variance-components table: variances, SDs, correlations
+        (:func:`mlmwrap.export.variance_table`)."""
+        from .export import variance_table
+
+        return variance_table(self, format, digits=digits, label=label)
+
+    def report(
+        self, format: str = "markdown", *, digits: int = 2, gamma: pd.DataFrame | None = None
+    ) -> str:
+        """Equations and both tables as one Markdown, LaTeX or HTML document
+        (:func:`mlmwrap.export.document`)."""
+        from .export import document
+
+        return document(self, format, digits=digits, gamma=gamma)
+
+    def to_json(self, *, indent: int | None = 2, gamma: pd.DataFrame | None = None) -> str:
+        """Everything needed to rebuild the tables, as JSON; read it back with
+        :func:`mlmwrap.export.from_json`."""
+        from .export import to_json
+
+        return to_json(self, indent=indent, gamma=gamma)
+
     # -- for extensions: the pieces a fit was computed from -----------------------------
     @property
     def design(self) -> Design:
