@@ -25,18 +25,18 @@ Examples
 ...     b1 = g10 + g11*meanses + g12*sector + u1
 ... ''', data=mlmwrap.datasets.load_hsb(), cluster="school")
 >>> print(fixed_table(res))
-| Fixed effect | Coefficient | Estimate | *SE* | 95% CI | *z* | *p* |
-|:---|:---|---:|---:|:---:|---:|---:|
-| **Intercept, β0** | | | | | | |
-| Intercept | γ00 | 12.10 | 0.20 | [11.71, 12.49] | 60.87 | < .001 |
-| meanses | γ01 | 5.33 | 0.37 | [4.61, 6.06] | 14.45 | < .001 |
-| sector | γ02 | 1.23 | 0.31 | [0.63, 1.83] | 4.00 | < .001 |
-| **Slope of cwc(ses), β1** | | | | | | |
-| Intercept | γ10 | 2.94 | 0.16 | [2.63, 3.24] | 18.95 | < .001 |
-| meanses | γ11 | 1.04 | 0.30 | [0.45, 1.62] | 3.48 | < .001 |
-| sector | γ12 | -1.64 | 0.24 | [-2.11, -1.17] | -6.85 | < .001 |
+| Fixed effect | Coefficient | Estimate | *SE* | 95% CI | *t* | *df* | *p* |
+|:---|:---|---:|---:|:---:|---:|---:|---:|
+| **Intercept, β0** | | | | | | | |
+| Intercept | γ00 | 12.10 | 0.20 | [11.70, 12.49] | 60.87 | 159.9 | < .001 |
+| meanses | γ01 | 5.33 | 0.37 | [4.60, 6.06] | 14.45 | 151.0 | < .001 |
+| sector | γ02 | 1.23 | 0.31 | [0.62, 1.83] | 4.00 | 149.6 | < .001 |
+| **Slope of cwc(ses), β1** | | | | | | | |
+| Intercept | γ10 | 2.94 | 0.16 | [2.63, 3.25] | 18.95 | 139.3 | < .001 |
+| meanses | γ11 | 1.04 | 0.30 | [0.45, 1.63] | 3.48 | 160.6 | < .001 |
+| sector | γ12 | -1.64 | 0.24 | [-2.12, -1.17] | -6.85 | 143.4 | < .001 |
 <BLANKLINE>
-*Note.* N = 7,185 level-1 units in 160 clusters (school); REML estimates. *SE* = model-based standard error; CI = Wald confidence interval; *z* tests (normal reference).
+*Note.* N = 7,185 level-1 units in 160 clusters (school); REML estimates. *SE* = model-based standard error; CI = t-based confidence interval; *t* tests with Satterthwaite degrees of freedom (as lmerTest).
 >>> print(variance_table(res))
 | Random effect | Parameter | Variance | *SD* | Corr. with u0 |
 |:---|:---|---:|---:|---:|

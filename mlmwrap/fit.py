@@ -12,6 +12,7 @@ from .design import build_design
 from .engine import ClusterStats, optimize
 from .equations import parse_equations
 from .errors import BoundaryWarning, ConvergenceWarning, DataError, ReliabilityWarning
+from .inference import resolve_method
 from .latent import reliability_warnings
 from .results import MLMResults
 from .spec import ModelSpec
@@ -24,6 +25,7 @@ def fit(
     data: pd.DataFrame,
     cluster: str,
     reml: bool = True,
+    df: str = "satterthwaite",
 ) -> MLMResults:
     """Fit a two-level model written as level-1 and level-2 equations.
 
@@ -42,6 +44,12 @@ def fit(
     reml
         Restricted maximum likelihood (default, as HLM and lme4) or full ML (``False``),
         needed to compare models that differ in their fixed effects.
+    df
+        How the gammas are tested: ``"satterthwaite"`` (default: t-tests with
+        Satterthwaite degrees of freedom, lmerTest's default), ``"kenward-roger"``
+        (pbkrtest's adjusted SEs and df; REML fits), ``"hlm"`` (HLM's J - S - 1) or ``"z"``
+        (normal reference). See :func:`mlmwrap.inference.gamma_table` for why
+        Satterthwaite is the default; ``res.with_inference(...)`` switches without a refit.
 
     Returns
     -------
@@ -80,6 +88,7 @@ def fit(
     (0.1013, 36.721, 46503.664)
     """
     start = time.perf_counter()
+    df = resolve_method(df)  # a typo fails before any work
     spec = parse_equations(equations) if isinstance(equations, str) else equations
     if not isinstance(spec, ModelSpec):
         raise DataError(
@@ -106,23 +115,26 @@ def fit(
             f"boundary (singular) fit: {what}; the gammas are still the right GLS estimates, "
             "but consider a simpler random part",
         )
-    categories = [
-        BoundaryWarning if m.startswith("boundary") else ConvergenceWarning for m in messages
-    ]
     results = MLMResults(
         spec,
         design,
         optimum,
         stats=stats,
         data=data,
+        df=df,
         seconds=time.perf_counter() - start,
         messages=tuple(messages),
     )
     # Cluster means as predictors: say when they are unreliable (Luedtke et al. 2008).
-    extra = reliability_warnings(results, results.cluster_mean_reliability())
-    if extra:
-        results.messages = results.messages + tuple(extra)
-        categories += [ReliabilityWarning] * len(extra)
-    for message, category in zip(results.messages, categories, strict=True):
+    unreliable = reliability_warnings(results, results.cluster_mean_reliability())
+    results.messages = results.messages + tuple(unreliable)
+    for message in results.messages:
+        if message in unreliable:
+            category = ReliabilityWarning
+        elif message.startswith("boundary"):
+            category = BoundaryWarning
+        else:
+            category = ConvergenceWarning
         warnings.warn(message, category, stacklevel=2)
+    results.seconds = time.perf_counter() - start
     return results

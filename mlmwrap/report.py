@@ -27,6 +27,13 @@ def _num(x: float, width: int = 9, digits: int = 3) -> str:
     return f"{x:{width}.{digits}f}" if np.isfinite(x) else f"{'NA':>{width}}"
 
 
+def _test_columns(gamma) -> tuple[str, bool]:
+    """The test statistic's column ('t' or 'z') and whether there are df to show."""
+    stat = "t" if "t" in gamma.columns else "z"
+    has_df = "df" in gamma.columns and bool(np.isfinite(gamma["df"]).any())
+    return stat, has_df
+
+
 def _wrap(prefix: str, text: str, width: int = 92) -> list[str]:
     """Break a long equation before a '+' so that each line fits ``width``."""
     lines, current = [], prefix
@@ -87,10 +94,12 @@ def summary_text(res: MLMResults) -> str:
     g = res.gamma
     width = max([len(str(i)) for i in g.index] + [5])
     pred_w = max([len(str(p)) for p in g["predictor"]] + [9])
+    stat, has_df = _test_columns(g)
+    df_head = f" {'df':>7}" if has_df else ""
     out.append("Fixed effects (gamma)")
     out.append(
-        f"  {'':<{width}}  {'predictor':<{pred_w}}  {'estimate':>9} {'SE':>8} {'z':>8} "
-        f"{'p':>6}   95% CI"
+        f"  {'':<{width}}  {'predictor':<{pred_w}}  {'estimate':>9} {'SE':>8}{df_head} "
+        f"{stat:>8} {'p':>6}   95% CI"
     )
     current_beta = None
     for label, row in g.iterrows():
@@ -98,12 +107,14 @@ def summary_text(res: MLMResults) -> str:
             current_beta = row["beta"]
             what = "intercept" if row["level1"] == "(intercept)" else f"slope of {row['level1']}"
             out.append(f"  {current_beta} ({what})")
+        df_cell = f" {_num(row['df'], 7, 1)}" if has_df else ""
         out.append(
             f"  {label:<{width}}  {row['predictor']:<{pred_w}}  {_num(row['estimate'])} "
-            f"{_num(row['se'], 8)} {_num(row['z'], 8, 2)} {_p(row['p']):>6}   "
+            f"{_num(row['se'], 8)}{df_cell} {_num(row[stat], 8, 2)} {_p(row['p']):>6}   "
             f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]"
         )
-    out.append("  SE: model-based; z-tests and Wald intervals (normal reference)")
+    kind = "Kenward-Roger adjusted" if res.df_method == "kenward-roger" else "model-based"
+    out.append(f"  SE: {kind}; {res.inference}")
     out.append("")
 
     vc = res.variance_components
@@ -199,6 +210,7 @@ def summary_html(res: MLMResults) -> str:
         equations_html(res),
     ]
     g = res.gamma
+    stat, has_df = _test_columns(g)
     rows = [
         [
             str(label),
@@ -206,20 +218,16 @@ def summary_html(res: MLMResults) -> str:
             row["predictor"],
             f"{row['estimate']:.3f}",
             f"{row['se']:.3f}",
-            f"{row['z']:.2f}",
+            *([f"{row['df']:.1f}"] if has_df else []),
+            f"{row[stat]:.2f}",
             _p(row["p"]),
             f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]",
         ]
         for label, row in g.iterrows()
     ]
-    parts.append(
-        _table(
-            ["gamma", "beta", "predictor", "estimate", "SE", "z", "p", "95% CI"],
-            rows,
-            "Fixed effects (gamma)",
-            n_text=3,
-        )
-    )
+    heads = ["gamma", "beta", "predictor", "estimate", "SE", *(["df"] if has_df else [])]
+    parts.append(_table([*heads, stat, "p", "95% CI"], rows, "Fixed effects (gamma)", n_text=3))
+    parts.append(f"<p><small>{html.escape(res.inference)}</small></p>")
     vc = res.variance_components
     corr = res.tau_corr
     labels = list(corr.index)

@@ -7,6 +7,7 @@ is built on first access to :attr:`MLMResults.statsmodels`.
 
 from __future__ import annotations
 
+import copy
 from functools import cached_property
 
 import numpy as np
@@ -108,6 +109,7 @@ class MLMResults:
         *,
         stats: ClusterStats | None = None,
         data: pd.DataFrame | None = None,
+        df: str = "z",
         seconds: float = float("nan"),
         messages: tuple[str, ...] = (),
     ) -> None:
@@ -155,6 +157,58 @@ class MLMResults:
         self.bic = self.deviance + self.n_params * np.log(self.nobs)
 
         self.icc, self.icc_name = _icc(spec, optimum.tau, self.sigma2, len(self.gamma))
+
+        self.df_method = "z"
+        self.inference = "z-tests and Wald intervals (normal reference)"
+        if df != "z":
+            try:
+                self._set_inference(df)
+            except (np.linalg.LinAlgError, FloatingPointError, ValueError) as err:
+                self.messages = (
+                    *self.messages,
+                    f"the {df} degrees of freedom could not be computed ({err}); the gammas are "
+                    "tested with z-tests instead",
+                )
+
+    def _set_inference(self, df: str) -> None:
+        """Replace the gamma table's tests by small-sample t-tests (mlmwrap.inference)."""
+        from .inference import gamma_table
+
+        table = gamma_table(self, df=df)
+        self.gamma = table
+        self.df_method = table.attrs["df_method"]
+        self.inference = table.attrs["inference"]
+
+    def with_inference(self, df: str = "satterthwaite") -> MLMResults:
+        """The same fit with its gammas tested another way (no refit).
+
+        ``df`` is ``"satterthwaite"``, ``"kenward-roger"``, ``"hlm"`` or ``"z"``; see
+        :func:`mlmwrap.inference.gamma_table`.
+        """
+        new = copy.copy(self)
+        if df == "z" or str(df).lower() in ("normal", "wald"):
+            new.gamma = self._gamma_table(self._design, self._optimum)
+            new.df_method, new.inference = "z", "z-tests and Wald intervals (normal reference)"
+        else:
+            new._set_inference(df)
+        return new
+
+    def robust(self, level: float = 0.95) -> pd.DataFrame:
+        """CR2 cluster-robust SEs with Satterthwaite df beside the model-based SEs, as HLM
+        and clubSandwich report them (:func:`mlmwrap.robust.robust_table`)."""
+        from .robust import robust_table
+
+        return robust_table(self, level=level)
+
+    def confint(
+        self, method: str = "profile", level: float = 0.95, gammas: bool = True
+    ) -> pd.DataFrame:
+        """Confidence intervals for the SDs, correlations and sigma (and the gammas):
+        profile likelihood (lme4's default) or Wald on a boundary-respecting scale
+        (:func:`mlmwrap.intervals.variance_intervals`)."""
+        from .intervals import variance_intervals
+
+        return variance_intervals(self, method=method, level=level, gammas=gammas)
 
     # -- tables ---------------------------------------------------------------------------
     @staticmethod

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLMResults
 
 import mlmwrap
@@ -43,21 +44,14 @@ def test_information_criteria_follow_lme4(isao, hsb):
     assert isao.loglik == pytest.approx(-isao.deviance / 2)
 
 
-def test_gamma_table_columns_and_labels(isao):
+def test_gamma_table_columns_and_labels(isao, lme4_hsb):
+    """By default the gammas get t-tests with Satterthwaite df (lmerTest's default)."""
     g = isao.gamma
     assert list(g.index) == ["g00", "g01", "g02", "g10", "g11", "g12"]
     assert list(g.columns) == [
-        "estimate",
-        "se",
-        "z",
-        "p",
-        "ci_lower",
-        "ci_upper",
-        "beta",
-        "level1",
-        "predictor",
-        "term",
-    ]
+        "estimate", "se", "df", "t", "p", "ci_lower", "ci_upper",
+        "beta", "level1", "predictor", "term",
+    ]  # fmt: skip
     row = g.loc["g11"]
     assert (row["beta"], row["level1"], row["predictor"], row["term"]) == (
         "b1",
@@ -65,9 +59,27 @@ def test_gamma_table_columns_and_labels(isao):
         "meanses",
         "cwc(ses):meanses",
     )
+    assert row["t"] == pytest.approx(row["estimate"] / row["se"])
+    crit = stats.t.ppf(0.975, row["df"])
+    assert row["ci_upper"] - row["estimate"] == pytest.approx(crit * row["se"], rel=1e-6)
+    assert g.loc["g00", "predictor"] == "(constant)" and g.loc["g00", "term"] == "(Intercept)"
+    assert isao.df_method == "satterthwaite" and "Satterthwaite" in isao.inference
+
+
+def test_df_methods_switch_without_refit(isao, hsb):
+    z = isao.with_inference("z")
+    assert "df" not in z.gamma.columns and z.df_method == "z"
+    row = z.gamma.loc["g11"]
     assert row["z"] == pytest.approx(row["estimate"] / row["se"])
     assert row["ci_upper"] - row["estimate"] == pytest.approx(1.959964 * row["se"], rel=1e-6)
-    assert g.loc["g00", "predictor"] == "(constant)" and g.loc["g00", "term"] == "(Intercept)"
+    kr = isao.with_inference("kenward-roger")
+    assert kr.df_method == "kenward-roger" and (kr.gamma["se"] >= isao.gamma["se"]).all()
+    assert "Kenward-Roger adjusted" in kr.summary()
+    assert isao.df_method == "satterthwaite"  # the original is unchanged
+    fitted = mlmwrap.fit(ISAO, hsb, cluster="school", df="hlm")
+    assert (fitted.gamma.loc[["g00", "g01", "g02"], "df"] == 160 - 2 - 1).all()
+    with pytest.raises(mlmwrap.MLMError, match="unknown df method"):
+        mlmwrap.fit(ISAO, hsb, cluster="school", df="bonferroni")
 
 
 def test_tau_correlations_and_variance_components(isao):
@@ -132,7 +144,8 @@ def test_summary_reads_like_hlm(isao):
     assert "-1.643" in line and "0.240" in line
     tests = isao.variance_tests()
     line = [ln for ln in text.splitlines() if ln.strip().startswith("u1")][-1]
-    assert f"{tests.loc['u1', 'chi2']:.2f}" in line and f"{tests.loc['u1', 'reliability']:.3f}" in line
+    assert f"{tests.loc['u1', 'chi2']:.2f}" in line
+    assert f"{tests.loc['u1', 'reliability']:.3f}" in line
 
 
 def test_html_display(isao):
