@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 import mlmwrap
 from mlmwrap.cli import DEMO_EQUATIONS
 
@@ -21,3 +23,24 @@ def test_readme_has_exactly_two_setup_commands():
     commands = re.findall(r"```bash\n(.*?)\n```", setup, flags=re.S)
     assert len(commands) == 2
     assert commands[0].endswith("mlmwrap demo") and commands[1].endswith("pytest")
+
+
+@pytest.fixture(scope="module")
+def demo(hsb):
+    return mlmwrap.fit(DEMO_EQUATIONS, hsb, cluster="school")
+
+
+def test_build_up_block_is_the_real_output(hsb):
+    section = README.split("## Comparing models")[1]
+    code = section.split("```python\n")[1].split("```")[0]
+    shown = section.split("```text\n")[1].split("```")[0]
+    namespace = {"mlmwrap": mlmwrap, "hsb": hsb}
+    exec(code.replace("print(", "output = str(", 1), namespace)
+    assert shown.strip() == namespace["output"].strip()
+
+
+def test_reporting_blocks_are_the_real_output(demo):
+    section = README.split("## Reporting")[1]
+    shown = section.split("```text\n")[1].split("```")[0]
+    assert shown.strip() == demo.equations().strip()
+    assert demo.fixed_table() in section and demo.variance_table() in section
