@@ -13,11 +13,13 @@ between and contextual effects: the number of replications, the mean bias and it
 Monte-Carlo standard error, the median bias, the empirical SD, the mean reported SE and the
 coverage of the 95% interval.
 
-Run from the repo root:  /tmp/venv/bin/python benchmarks/sim_latent_means.py [reps] [seed]
+Run from the repo root:
+    python benchmarks/sim_latent_means.py [reps] [seed] [--clusters J] [--size n] [--icc r]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import warnings
@@ -70,7 +72,7 @@ def replicate(reps: int, seed: int, **design) -> pd.DataFrame:
         data = simulate(rng, **design)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # boundary fits are expected now and then
-            res = mlmwrap.fit(EQUATIONS, data, cluster="cluster")
+            res = mlmwrap.fit(EQUATIONS, data, cluster="cluster", df="z")
         corr = corrected_effects(res).loc["x"]
         unc = res.gamma
         rows.append(
@@ -112,13 +114,22 @@ def summarize(draws: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).T
 
 
-def main(reps: int = 1000, seed: int = 20080301) -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reps", nargs="?", type=int, default=1000)
+    parser.add_argument("seed", nargs="?", type=int, default=20080301)
+    parser.add_argument("--clusters", type=int, default=200, help="J (default 200)")
+    parser.add_argument("--size", type=int, default=5, help="n per cluster (default 5)")
+    parser.add_argument("--icc", type=float, default=0.1, help="ICC of x (default 0.10)")
+    args = parser.parse_args(argv)
     start = time.perf_counter()
-    draws = replicate(reps, seed)
+    draws = replicate(
+        args.reps, args.seed, n_clusters=args.clusters, size=args.size, icc_x=args.icc
+    )
     table = summarize(draws)
     print(
-        f"J = 200 clusters of n = 5, ICC(x) = 0.10, within = {WITHIN}, between = {BETWEEN}; "
-        f"{reps} replications, seed {seed}"
+        f"J = {args.clusters} clusters of n = {args.size}, ICC(x) = {args.icc:.2f}, "
+        f"within = {WITHIN}, between = {BETWEEN}; {args.reps} replications, seed {args.seed}"
     )
     print(f"mean reliability of the cluster means: {draws['reliability'].mean():.3f}")
     with pd.option_context("display.width", 120):
@@ -127,5 +138,4 @@ def main(reps: int = 1000, seed: int = 20080301) -> None:
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:3]]
-    main(*args)
+    main()
