@@ -118,6 +118,12 @@ class Evaluation:
     logdet_V: float  # log det V = sum_j log det M_j
     logdet_A: float  # log det A
     r2: float  # (y - X beta)' V^-1 (y - X beta) at the GLS beta
+    # Pieces of the gradient, each q x q: d/dL of log det V is 2 G_V L, of log det A is
+    # -2 G_A L and of r2 is -2 G_r L (see evaluate); they give the gradient of the deviance
+    # with sigma2 as a free parameter too (mlmwrap.inference).
+    G_V: np.ndarray = field(repr=False, default=None)
+    G_A: np.ndarray = field(repr=False, default=None)
+    G_r: np.ndarray = field(repr=False, default=None)
 
 
 @dataclass(frozen=True)
@@ -206,9 +212,12 @@ def evaluate(stats: ClusterStats, L: np.ndarray, reml: bool) -> Evaluation:
     ZtVinv_all = Zt_all - (ZtZ @ L) @ K
     W = ZtVinv_all[:, :, :p]
     s = ZtVinv_all[:, :, p] - W @ beta
-    G = ZtVinv_all[:, :, p + 1 :].sum(axis=0) - (nu / r2) * (s.T @ s)
+    G_V = ZtVinv_all[:, :, p + 1 :].sum(axis=0)
+    G_r = s.T @ s
+    G_A = np.tensordot(W @ Ainv, W, axes=([0, 2], [0, 2]))
+    G = G_V - (nu / r2) * G_r
     if reml:
-        G -= np.tensordot(W @ Ainv, W, axes=([0, 2], [0, 2]))
+        G -= G_A
     grad_L = 2.0 * G @ L
     return Evaluation(
         deviance=float(deviance),
@@ -220,6 +229,9 @@ def evaluate(stats: ClusterStats, L: np.ndarray, reml: bool) -> Evaluation:
         logdet_V=float(logdet_V),
         logdet_A=float(2.0 * np.log(np.diag(chol_A)).sum()),
         r2=r2,
+        G_V=G_V,
+        G_A=G_A,
+        G_r=G_r,
     )
 
 
