@@ -38,7 +38,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize as sopt
 
-__all__ = ["ClusterStats", "Evaluation", "Optimum", "optimize", "evaluate"]
+__all__ = [
+    "ClusterStats",
+    "Evaluation",
+    "Optimum",
+    "optimize",
+    "evaluate",
+    "theta_to_L",
+    "L_to_theta",
+]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 # lme4's isSingular() tolerance on the relative covariance factor's diagonal.
@@ -162,8 +170,9 @@ class Optimum:
         return self.evaluation.sigma2 * np.linalg.inv(self.evaluation.A)
 
 
-def _theta_to_L(theta: np.ndarray, q: int) -> np.ndarray:
-    # Column-major lower triangle, lme4's order: L[0,0], L[1,0], ..., L[1,1], ...
+def theta_to_L(theta: np.ndarray, q: int) -> np.ndarray:
+    """Relative covariance factor from lme4's theta (column-major lower triangle:
+    L[0,0], L[1,0], ..., L[1,1], ...)."""
     L = np.zeros((q, q))
     rows, cols = np.tril_indices(q)
     order = np.lexsort((rows, cols))
@@ -171,7 +180,8 @@ def _theta_to_L(theta: np.ndarray, q: int) -> np.ndarray:
     return L
 
 
-def _L_to_theta(L: np.ndarray) -> np.ndarray:
+def L_to_theta(L: np.ndarray) -> np.ndarray:
+    """lme4's theta (column-major lower triangle) of a relative covariance factor."""
     q = L.shape[0]
     rows, cols = np.tril_indices(q)
     order = np.lexsort((rows, cols))
@@ -240,12 +250,12 @@ def _objective(theta: np.ndarray, stats: ClusterStats, reml: bool, counter: list
     try:
         # Far from the optimum r2 can underflow; such points just get an infinite deviance.
         with np.errstate(all="ignore"):
-            ev = evaluate(stats, _theta_to_L(theta, stats.q), reml)
+            ev = evaluate(stats, theta_to_L(theta, stats.q), reml)
     except np.linalg.LinAlgError:
         return np.inf, np.zeros_like(theta)
     if not np.isfinite(ev.deviance):
         return np.inf, np.zeros_like(theta)
-    return ev.deviance, _L_to_theta(ev.gradient)
+    return ev.deviance, L_to_theta(ev.gradient)
 
 
 def _numeric_hessian(theta: np.ndarray, stats: ClusterStats, reml: bool, counter) -> np.ndarray:
@@ -287,11 +297,11 @@ def _polish(theta, stats, reml, counter, gtol) -> tuple[float, np.ndarray]:
 def _starts(q: int) -> list[np.ndarray]:
     # lme4 starts at L = I; smaller and larger scales guard against a local optimum, and
     # no start has a zero diagonal (a zero column is a stationary point the gradient can't leave).
-    eye = _L_to_theta(np.eye(q))
+    eye = L_to_theta(np.eye(q))
     starts = [eye, 0.3 * eye, 3.0 * eye]
     if q > 1:
         rng = np.random.default_rng(20261125)
-        jitter = _L_to_theta(np.tril(rng.normal(scale=0.3, size=(q, q)), -1))
+        jitter = L_to_theta(np.tril(rng.normal(scale=0.3, size=(q, q)), -1))
         starts.append(eye + jitter)
     return starts
 
@@ -345,7 +355,7 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     grad = _objective(theta, stats, reml, counter)[1]
     hessian = _numeric_hessian(theta, stats, reml, counter)
 
-    L = _theta_to_L(theta, q)
+    L = theta_to_L(theta, q)
     # Canonical sign: nonnegative diagonal (L L' is unchanged by flipping a column).
     L = L * np.where(np.diag(L) < 0, -1.0, 1.0)[None, :]
     evaluation = evaluate(stats, L, reml)

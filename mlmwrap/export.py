@@ -203,11 +203,11 @@ def table_data(res: MLMResults | TableData, gamma: pd.DataFrame | None = None) -
 
 def _attrs(gamma: pd.DataFrame) -> dict[str, Any]:
     level = gamma.attrs.get("level", 0.95)
-    return {
-        "df_method": gamma.attrs.get("df_method"),
-        "inference": gamma.attrs.get("inference"),
-        "level": float(level),
-    }
+    method, inference = gamma.attrs.get("df_method"), gamma.attrs.get("inference")
+    has_df = "df" in gamma.columns and bool(np.isfinite(gamma["df"]).any())
+    if method == "z" and has_df:  # df added to a z table by hand: its description is stale
+        method = inference = None
+    return {"df_method": method, "inference": inference, "level": float(level)}
 
 
 def _check_gamma(res: MLMResults | TableData, gamma: pd.DataFrame) -> pd.DataFrame:

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sstats
 
-from .engine import ClusterStats, evaluate
+from .engine import ClusterStats, L_to_theta, evaluate, theta_to_L
 from .errors import ConvergenceWarning, MLMError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,23 +74,7 @@ METHODS = {
 _ALIASES = {"kr": "kenward-roger", "kenward_roger": "kenward-roger", "normal": "z", "wald": "z"}
 
 
-# -- lme4's (theta, sigma) parametrization ------------------------------------------------
-def theta_to_L(theta: np.ndarray, q: int) -> np.ndarray:
-    """Relative covariance factor from lme4's theta (column-major lower triangle)."""
-    L = np.zeros((q, q))
-    rows, cols = np.tril_indices(q)
-    order = np.lexsort((rows, cols))
-    L[rows[order], cols[order]] = theta
-    return L
-
-
-def L_to_theta(L: np.ndarray) -> np.ndarray:
-    """lme4's theta (column-major lower triangle) of a relative covariance factor."""
-    rows, cols = np.tril_indices(L.shape[0])
-    order = np.lexsort((rows, cols))
-    return L[rows[order], cols[order]].copy()
-
-
+# -- lme4's (theta, sigma) parametrization: theta_to_L and L_to_theta live in the engine --
 def unprofiled_deviance(stats: ClusterStats, L: np.ndarray, sigma: float, reml: bool) -> float:
     """The (RE)ML deviance at relative factor ``L`` and residual SD ``sigma`` (not profiled).
 
@@ -105,9 +89,7 @@ def unprofiled_deviance(stats: ClusterStats, L: np.ndarray, sigma: float, reml: 
     return float(dev + ev.logdet_A) if reml else float(dev)
 
 
-def unprofiled_gradient(
-    stats: ClusterStats, L: np.ndarray, sigma: float, reml: bool
-) -> np.ndarray:
+def unprofiled_gradient(stats: ClusterStats, L: np.ndarray, sigma: float, reml: bool) -> np.ndarray:
     """Analytic gradient of :func:`unprofiled_deviance` in (theta, sigma).
 
     From the engine's pieces: d/dL = 2 (G_V [- G_A] - G_r / sigma^2) L, and
@@ -130,7 +112,6 @@ def hessian_from_gradient(grad, x: np.ndarray, rel: float = 5e-3) -> np.ndarray:
 
 def _symmetric(H: np.ndarray) -> np.ndarray:
     return 0.5 * (H + H.T)
-
 
 
 def _steps(x: np.ndarray, rel: float) -> np.ndarray:
@@ -467,7 +448,7 @@ def gamma_table(res: MLMResults, df: str = "satterthwaite", level: float = 0.95)
     -------
     pandas.DataFrame
         Indexed like ``res.gamma``. Columns: ``estimate``; ``se`` (model-based, or
-        Kenward-Roger's adjusted SE for ``"kenward-roger"``); ``df`` (``inf`` for ``"z"``);
+        Kenward-Roger's adjusted SE for ``"kenward-roger"``); ``df`` (not there for ``"z"``);
         ``t`` (estimate / se; named ``z`` for ``"z"``); ``p`` (two-sided); ``ci_lower``,
         ``ci_upper`` (``estimate -+ t_{df, (1+level)/2} se``); and ``beta``, ``level1``,
         ``predictor``, ``term`` as in ``res.gamma``. ``attrs["inference"]`` names the
@@ -511,7 +492,7 @@ def gamma_table(res: MLMResults, df: str = "satterthwaite", level: float = 0.95)
         {
             "estimate": est,
             "se": se,
-            "df": dof,
+            "df": dof,  # dropped below for z-tests, which have none
             "z" if method == "z" else "t": stat,
             "p": p,
             "ci_lower": est - crit * se,
@@ -523,6 +504,8 @@ def gamma_table(res: MLMResults, df: str = "satterthwaite", level: float = 0.95)
         },
         index=pd.Index([c.label for c in cols], name="gamma"),
     )
+    if method == "z":
+        out = out.drop(columns="df")
     out.attrs["inference"] = METHODS[method]
     out.attrs["df_method"] = method
     out.attrs["level"] = level

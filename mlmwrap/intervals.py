@@ -46,9 +46,9 @@ import pandas as pd
 from scipy import optimize as sopt
 from scipy import stats as sstats
 
-from .engine import ClusterStats, optimize
+from .engine import ClusterStats, L_to_theta, optimize, theta_to_L
 from .errors import BoundaryWarning, ConvergenceWarning, MLMError
-from .inference import L_to_theta, numeric_hessian, theta_to_L, unprofiled_deviance
+from .inference import numeric_hessian, unprofiled_deviance
 
 if TYPE_CHECKING:  # pragma: no cover
     from .results import MLMResults

@@ -12,10 +12,10 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sstats
 
 from .design import INTERCEPT, Design, SampleInfo
 from .engine import ClusterStats, Optimum
+from .inference import gamma_table
 from .spec import ModelSpec
 
 __all__ = ["MLMResults"]
@@ -135,7 +135,7 @@ class MLMResults:
         corr[np.outer(sd, sd) == 0] = np.nan
         np.fill_diagonal(corr, 1.0)
         self.tau_corr = pd.DataFrame(corr, index=labels, columns=labels)
-        self.gamma = self._gamma_table(design, optimum)
+        self.gamma = gamma_table(self, df="z")
 
         self.nobs = design.n_obs
         self.n_clusters = design.n_clusters
@@ -159,7 +159,7 @@ class MLMResults:
         self.icc, self.icc_name = _icc(spec, optimum.tau, self.sigma2, len(self.gamma))
 
         self.df_method = "z"
-        self.inference = "z-tests and Wald intervals (normal reference)"
+        self.inference = self.gamma.attrs["inference"]
         if df != "z":
             try:
                 self._set_inference(df)
@@ -171,9 +171,7 @@ class MLMResults:
                 )
 
     def _set_inference(self, df: str) -> None:
-        """Replace the gamma table's tests by small-sample t-tests (mlmwrap.inference)."""
-        from .inference import gamma_table
-
+        """Replace the gamma table's tests (mlmwrap.inference.gamma_table)."""
         table = gamma_table(self, df=df)
         self.gamma = table
         self.df_method = table.attrs["df_method"]
@@ -186,11 +184,7 @@ class MLMResults:
         :func:`mlmwrap.inference.gamma_table`.
         """
         new = copy.copy(self)
-        if df == "z" or str(df).lower() in ("normal", "wald"):
-            new.gamma = self._gamma_table(self._design, self._optimum)
-            new.df_method, new.inference = "z", "z-tests and Wald intervals (normal reference)"
-        else:
-            new._set_inference(df)
+        new._set_inference(df)
         return new
 
     def robust(self, level: float = 0.95) -> pd.DataFrame:
@@ -211,31 +205,6 @@ class MLMResults:
         return variance_intervals(self, method=method, level=level, gammas=gammas)
 
     # -- tables ---------------------------------------------------------------------------
-    @staticmethod
-    def _gamma_table(design: Design, optimum: Optimum) -> pd.DataFrame:
-        est = optimum.beta
-        se = np.sqrt(np.diag(optimum.cov_beta))
-        z = est / se
-        p = 2.0 * sstats.norm.sf(np.abs(z))
-        crit = sstats.norm.ppf(0.975)
-        cols = design.fixed_columns
-        frame = pd.DataFrame(
-            {
-                "estimate": est,
-                "se": se,
-                "z": z,
-                "p": p,
-                "ci_lower": est - crit * se,
-                "ci_upper": est + crit * se,
-                "beta": [c.beta for c in cols],
-                "level1": [c.level1 for c in cols],
-                "predictor": [c.predictor for c in cols],
-                "term": [c.term for c in cols],
-            },
-            index=pd.Index([c.label for c in cols], name="gamma"),
-        )
-        return frame
-
     @property
     def variance_components(self) -> pd.DataFrame:
         """Variance and SD of each random effect and of the level-1 residual.

@@ -8,7 +8,7 @@ import pytest
 
 import mlmwrap
 from mlmwrap import engine
-from mlmwrap.engine import ClusterStats, _L_to_theta, _theta_to_L, evaluate, optimize
+from mlmwrap.engine import ClusterStats, L_to_theta, evaluate, optimize, theta_to_L
 
 
 def simulate(q: int, seed: int, n_clusters: int = 40, size: int = 15):
@@ -30,13 +30,13 @@ def simulate(q: int, seed: int, n_clusters: int = 40, size: int = 15):
 def test_analytic_gradient_matches_finite_differences(q, reml):
     stats = simulate(q, seed=q)
     rng = np.random.default_rng(7)
-    theta = _L_to_theta(np.tril(rng.normal(scale=0.6, size=(q, q))))
-    grad = _L_to_theta(evaluate(stats, _theta_to_L(theta, q), reml).gradient)
+    theta = L_to_theta(np.tril(rng.normal(scale=0.6, size=(q, q))))
+    grad = L_to_theta(evaluate(stats, theta_to_L(theta, q), reml).gradient)
     h = 1e-6
     numeric = [
         (
-            evaluate(stats, _theta_to_L(theta + h * e, q), reml).deviance
-            - evaluate(stats, _theta_to_L(theta - h * e, q), reml).deviance
+            evaluate(stats, theta_to_L(theta + h * e, q), reml).deviance
+            - evaluate(stats, theta_to_L(theta - h * e, q), reml).deviance
         )
         / (2 * h)
         for e in np.eye(len(theta))
@@ -49,12 +49,12 @@ def test_optimum_is_not_beaten_by_nearby_or_random_points(q):
     stats = simulate(q, seed=10 + q)
     opt = optimize(stats, reml=True)
     assert opt.converged
-    theta = _L_to_theta(opt.evaluation.L)
+    theta = L_to_theta(opt.evaluation.L)
     rng = np.random.default_rng(3)
     for _ in range(50):
         scale = rng.choice([1e-3, 1e-1, 1.0])
         other = theta + scale * rng.normal(size=theta.size)
-        assert evaluate(stats, _theta_to_L(other, q), True).deviance >= opt.deviance - 1e-9
+        assert evaluate(stats, theta_to_L(other, q), True).deviance >= opt.deviance - 1e-9
 
 
 def test_global_optimum_on_a_grid_for_one_variance():
