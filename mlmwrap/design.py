@@ -182,7 +182,7 @@ class _Builder:
         """Evaluate an expression that must be numeric."""
         if isinstance(expr, Var):
             col = self.frame[expr.name]
-            if not _is_numeric(col):
+            if not is_numeric_column(col):
                 raise self.error(
                     f"'{expr.name}' is not numeric (its values look like {_sample_values(col)})",
                     expr,
@@ -259,12 +259,13 @@ class _Builder:
                     "C() takes a column name", expr, expected="C(column)", hint="e.g. C(sector)"
                 )
             return self.frame[inner.name]
-        if isinstance(expr, Var) and not _is_numeric(self.frame[expr.name]):
+        if isinstance(expr, Var) and not is_numeric_column(self.frame[expr.name]):
             return self.frame[expr.name]
         return None
 
 
-def _is_numeric(col: pd.Series) -> bool:
+def is_numeric_column(col: pd.Series) -> bool:
+    """Numeric and not a pandas Categorical (which mlmwrap treats as categorical)."""
     return pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype)
 
 
@@ -273,7 +274,8 @@ def _sample_values(col: pd.Series) -> str:
     return ", ".join(repr(v) for v in vals)
 
 
-def _levels(series: pd.Series) -> list:
+def category_levels(series: pd.Series) -> list:
+    """The categories present, in the order the design uses (the first is the reference)."""
     if isinstance(series.dtype, pd.CategoricalDtype):
         present = set(series.dropna().unique())
         return [c for c in series.cat.categories if c in present]
@@ -480,7 +482,7 @@ def _gamma_columns(builder: _Builder, beta: Beta, gamma: Gamma, resolved, x, x_t
     w_text = gamma.predictor.text()
     categories = builder.categorical(w_expr)
     if categories is not None:
-        levels = _levels(categories)
+        levels = category_levels(categories)
         if len(levels) < 2:
             raise builder.error(
                 f"'{w_text}' has a single category ({levels[0]!r}) in the estimation sample",

@@ -52,7 +52,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .centering import cluster_mean, grand_mean_centered, within_cluster
+from .centering import grand_mean_centered
+from .design import category_levels, evaluate_on_sample, is_numeric_column
 from .errors import DataError, MLMError, PredictionWarning
 from .expr import Call, Expr, Num, Power, Product, Var
 
@@ -78,18 +79,6 @@ def _unary(func: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 # -- evaluating the model's expressions ---------------------------------------------------
-def _is_numeric(col: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype)
-
-
-def _levels(series: pd.Series) -> list:
-    """Categories present, in the order the fit's design uses (see mlmwrap.design)."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        present = set(series.dropna().unique())
-        return [c for c in series.cat.categories if c in present]
-    return sorted(series.dropna().unique(), key=lambda v: (str(type(v)), v))
-
-
 class _FitSource:
     """The model's expressions on the estimation sample, with the fit's semantics.
 
@@ -99,6 +88,7 @@ class _FitSource:
 
     def __init__(self, res: MLMResults) -> None:
         d = res.design
+        self.spec, self.design = res.spec, d
         self.frame = d.frame.reset_index(drop=True)
         self.columns = d.columns
         self.codes = d.codes
@@ -116,29 +106,8 @@ class _FitSource:
         return self._cache[key]
 
     def _numeric(self, expr: Expr) -> np.ndarray:
-        if isinstance(expr, Var):
-            return self.column(expr.name).to_numpy(dtype=float)
-        if isinstance(expr, Num):
-            return np.full(len(self.frame), float(expr.value))
-        if isinstance(expr, Product):
-            out = np.ones(len(self.frame))
-            for factor in expr.factors:
-                out = out * self.numeric(factor)
-            return out
-        if isinstance(expr, Power):
-            return self.numeric(expr.base) ** float(expr.exponent.value)
-        if isinstance(expr, Call):
-            x = self.numeric(expr.args[0])
-            if expr.func == "cwc":
-                return within_cluster(x, self.codes)
-            if expr.func == "cmean":
-                return cluster_mean(x, self.codes)
-            if expr.func == "cgm":
-                return grand_mean_centered(x, self.codes)
-            if expr.func == "center":
-                return x - float(expr.args[1].value)
-            return _unary(expr.func)(x)
-        raise MLMError(f"cannot evaluate '{expr.text()}'")  # pragma: no cover
+        # The design's own evaluator: the fit's columns exactly as the fit built them.
+        return evaluate_on_sample(self.spec, self.design, expr)
 
     def cluster_means(self, expr: Expr) -> np.ndarray:
         """Mean of ``expr`` in each fitted cluster, shape (J,)."""
@@ -155,7 +124,7 @@ class _FitSource:
     def categorical(self, expr: Expr) -> pd.Series | None:
         if isinstance(expr, Call) and expr.func == "C":
             return self.column(expr.args[0].name)
-        if isinstance(expr, Var) and not _is_numeric(self.column(expr.name)):
+        if isinstance(expr, Var) and not is_numeric_column(self.column(expr.name)):
             return self.column(expr.name)
         return None
 
@@ -188,7 +157,7 @@ class _NewSource:
         n = len(self.frame)
         if isinstance(expr, Var):
             col = self.column(expr.name)
-            if not _is_numeric(col) and col.notna().any():
+            if not is_numeric_column(col) and col.notna().any():
                 raise DataError(
                     f"'{col.name}' in newdata is not numeric (its values look like "
                     f"{', '.join(repr(v) for v in pd.unique(col.dropna())[:3])})",
@@ -279,7 +248,7 @@ def _one_gamma(source, k: int, gamma: Gamma, n: int) -> Iterator[GammaColumn]:
     if fit_series is None:
         yield GammaColumn(gamma.label, k, source.numeric(gamma.predictor))
         return
-    levels = _levels(fit_series)
+    levels = category_levels(fit_series)
     values = source.categorical(gamma.predictor)
     arr = values.to_numpy()
     # A category the fit never saw has no gamma: such rows are undefined (NaN), never
