@@ -50,7 +50,7 @@ __all__ = [
 _SUBSCRIPTS = ("_ij", "_j", "ij", "j")
 #: Name of the constant column, as lme4 and statsmodels' formulas name it.
 INTERCEPT = "(Intercept)"
-_UNARY = {
+TRANSFORMS = {  # the transforms the equation language allows, by name
     "log": np.log,
     "log10": np.log10,
     "exp": np.exp,
@@ -236,7 +236,7 @@ class _Builder:
             return grand_mean_centered(x, self.codes)
         if func == "center":
             return x - float(expr.args[1].value)
-        transform = _UNARY[func]
+        transform = TRANSFORMS[func]
         with np.errstate(all="ignore"):
             out = transform(x)
         bad = ~np.isfinite(out)

@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from .centering import grand_mean_centered
-from .design import category_levels, evaluate_on_sample, is_numeric_column
+from .design import TRANSFORMS, category_levels, evaluate_on_sample, is_numeric_column
 from .errors import DataError, MLMError, PredictionWarning
 from .expr import Call, Expr, Num, Power, Product, Var
 
@@ -63,19 +63,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["PredictionWarning", "predict", "NewDesign", "new_design", "GammaColumn"]
 
-_UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "log": np.log,
-    "log10": np.log10,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-}
-
 
 def _unary(func: str) -> Callable[[np.ndarray], np.ndarray]:
-    if func not in _UNARY:  # a function added to the language but not here yet
+    if func not in TRANSFORMS:  # a function added to the language but not here yet
         raise MLMError(f"predictions do not support {func}() yet")
-    return _UNARY[func]
+    return TRANSFORMS[func]
 
 
 # -- evaluating the model's expressions ---------------------------------------------------
