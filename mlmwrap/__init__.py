@@ -11,7 +11,7 @@ Examples
 0.18
 """
 
-from . import datasets, export, latex, plots, variance_explained
+from . import datasets, export, latex, plots, tables, variance_explained
 from .centering import decompose
 from .compare import build_up, compare
 from .describe import icc, within_between
@@ -52,6 +52,7 @@ __all__ = [
     "within_between",
     "plots",
     "export",
+    "tables",
     "latex",
     "__version__",
 ]

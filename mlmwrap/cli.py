@@ -72,7 +72,8 @@ def _render(res: MLMResults, fmt: str) -> str:
     """The fit in the requested output format."""
     if fmt == "text":
         return res.summary()
-    from .export import document, to_json
+    from .export import to_json
+    from .tables import document
 
     if fmt == "json":
         return to_json(res)

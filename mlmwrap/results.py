@@ -358,8 +358,8 @@ class MLMResults:
         gamma: pd.DataFrame | None = None,
     ) -> str:
         """APA-style fixed-effects table as Markdown, LaTeX (booktabs) or HTML
-        (:func:`mlmwrap.export.fixed_table`)."""
-        from .export import fixed_table
+        (:func:`mlmwrap.tables.fixed_table`)."""
+        from .tables import fixed_table
 
         return fixed_table(self, format, digits=digits, label=label, gamma=gamma)
 
@@ -367,8 +367,8 @@ class MLMResults:
         self, format: str = "markdown", *, digits: int = 2, label: str | None = None
     ) -> str:
         """APA-style variance-components table: variances, SDs, correlations
-        (:func:`mlmwrap.export.variance_table`)."""
-        from .export import variance_table
+        (:func:`mlmwrap.tables.variance_table`)."""
+        from .tables import variance_table
 
         return variance_table(self, format, digits=digits, label=label)
 
@@ -376,8 +376,8 @@ class MLMResults:
         self, format: str = "markdown", *, digits: int = 2, gamma: pd.DataFrame | None = None
     ) -> str:
         """Equations and both tables as one Markdown, LaTeX or HTML document
-        (:func:`mlmwrap.export.document`)."""
-        from .export import document
+        (:func:`mlmwrap.tables.document`)."""
+        from .tables import document
 
         return document(self, format, digits=digits, gamma=gamma)
 
