@@ -4,6 +4,7 @@ Examples
 --------
 $ mlmwrap demo
 $ mlmwrap fit model.txt --data hsb.csv --cluster school --ml
+$ mlmwrap fit model.txt --data hsb.csv --cluster school --df kenward-roger
 $ mlmwrap fit model.txt --data hsb.csv --cluster school --format markdown > results.md
 $ mlmwrap demo --format json
 
@@ -60,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--ml", action="store_true", help="full maximum likelihood")
     for p in (p_fit, p_demo):
         p.add_argument(
+            "--df",
+            choices=("satterthwaite", "kenward-roger", "hlm", "z"),
+            default="satterthwaite",
+            help="how the gammas are tested (default: t-tests with Satterthwaite df)",
+        )
+        p.add_argument(
             "--format",
             choices=FORMATS,
             default="text",
@@ -101,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             # Warnings are part of the printed summary; do not print them twice.
             warnings.simplefilter("ignore")
-            res = fit(equations, data, cluster=cluster, reml=not args.ml)
+            res = fit(equations, data, cluster=cluster, reml=not args.ml, df=args.df)
     except MLMError as err:
         print(f"mlmwrap: error: {err}", file=sys.stderr)
         return 2

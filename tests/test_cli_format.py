@@ -151,3 +151,11 @@ def test_unconverged_fit_exits_1_and_says_so_in_every_format(monkeypatch, files,
     assert from_json(text).converged is False
     assert run_fit(files, "--format", "markdown") == 1
     assert "did not converge" in capsys.readouterr().out
+
+
+def test_df_option_chooses_the_tests(capsys):
+    assert main(["demo", "--df", "kenward-roger"]) == 0
+    out = capsys.readouterr().out
+X
+    assert main(["demo", "--df", "z", "--format", "markdown"]) == 0
+    assert "*z*" in capsys.readouterr().out
