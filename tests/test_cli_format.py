@@ -156,6 +156,6 @@ def test_unconverged_fit_exits_1_and_says_so_in_every_format(monkeypatch, files,
 def test_df_option_chooses_the_tests(capsys):
     assert main(["demo", "--df", "kenward-roger"]) == 0
     out = capsys.readouterr().out
-X
+    assert "Kenward-Roger adjusted" in out and "164.9" in out  # g00's KR df (pbkrtest 164.95)
     assert main(["demo", "--df", "z", "--format", "markdown"]) == 0
     assert "*z*" in capsys.readouterr().out
