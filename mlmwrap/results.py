@@ -132,7 +132,9 @@ class MLMResults:
         sd = np.sqrt(np.clip(np.diag(optimum.tau), 0.0, None))
         with np.errstate(invalid="ignore", divide="ignore"):
             corr = optimum.tau / np.outer(sd, sd)
-        corr[np.outer(sd, sd) == 0] = np.nan
+        # A variance at the boundary (0 up to rounding) has no correlation to speak of.
+        at_zero = np.diag(optimum.tau) <= 1e-8 * max(1.0, self.sigma2)
+        corr[at_zero[:, None] | at_zero[None, :]] = np.nan
         np.fill_diagonal(corr, 1.0)
         self.tau_corr = pd.DataFrame(corr, index=labels, columns=labels)
         self.gamma = gamma_table(self, df="z")

@@ -230,6 +230,8 @@ def test_boundary_with_random_slope(boundary_data, lme4_extra):
     assert_matches_lme4(
         res, lme4_extra["boundary_slope"], {"(Intercept)": "g00", "w": "g01", "x": "g10"}
     )
+    # Both variances are 0: no correlation is reported (lme4 prints NaN too).
+    assert np.isnan(res.tau_corr.loc["u1", "u0"])
 
 
 def test_no_warning_on_a_clean_fit(hsb):
