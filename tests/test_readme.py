@@ -44,3 +44,22 @@ def test_reporting_blocks_are_the_real_output(demo):
     shown = section.split("```text\n")[1].split("```")[0]
     assert shown.strip() == demo.equations().strip()
     assert demo.fixed_table() in section and demo.variance_table() in section
+
+
+def test_centering_block_is_the_real_output(hsb):
+    section = README.split("## Centering")[1].split("## ")[0]
+    icc = mlmwrap.icc(hsb, ["mathach", "ses", "minority"], cluster="school")
+    shown = icc[["n_clusters", "mean_cluster_size", "icc", "icc1", "icc2", "design_effect"]]
+    assert _lines(shown.round(3).to_string()) in _lines(section)
+    wb = mlmwrap.fit(
+        "mathach = b0 + b1*cwc(ses) + e\nb0 = g00 + g01*cmean(ses) + u0\nb1 = g10",
+        hsb,
+        cluster="school",
+    )
+    effects = wb.effects()[["estimate", "se", "ci_lower", "ci_upper", "source"]].round(3)
+    assert _lines(effects.to_string()) in _lines(section)
+
+
+def _lines(text: str) -> str:
+    """Text with trailing blanks removed from each line (the README has none)."""
+    return "\n".join(line.rstrip() for line in text.splitlines())
