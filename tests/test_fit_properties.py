@@ -5,6 +5,8 @@ gammas equal to the GLS solution at the estimated tau) or raises one of mlmwrap'
 errors; nothing else escapes, and the data are never modified.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -74,6 +76,15 @@ def test_any_hsb_model_fits_or_raises_an_mlmwrap_error(model, reml, hsb):
     assert np.linalg.eigvalsh(res.tau.to_numpy()).min() >= -1e-8
     assert res.sigma2 > 0 and np.isfinite(res.deviance)
     assert res.converged, res.messages
+    # Every display works on any model a user can write.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert "Fixed effects (gamma)" in res.summary()
+        assert "<table" in res._repr_html_()
+        assert res.equations("latex").count("\\begin{") == res.equations("latex").count("\\end{")
+        assert "Fixed effect" in res.fixed_table() and "Random effect" in res.variance_table()
+        assert res.to_json().startswith("{")
+        assert list(res.effects().columns)[:2] == ["estimate", "se"]
     # The gammas are the GLS estimates given tau and sigma2.
     design, opt = res._design, res._optimum
     V_blocks = {}
