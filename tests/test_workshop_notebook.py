@@ -29,8 +29,7 @@ NOTEBOOK = ROOT / "notebooks" / "workshop.ipynb"
 REFERENCE = Path(__file__).resolve().parent / "reference"
 
 LME4_BUILD_UP_ML_DEVIANCES = tuple(
-    f"{d:.3f}"
-    for d in json.loads((REFERENCE / "workshop_buildup.json").read_text())["deviance_ml"]
+    f"{d:.3f}" for d in json.loads((REFERENCE / "workshop_buildup.json").read_text())["deviance_ml"]
 )
 # Raudenbush & Bryk (2002): Table 4.2 (null model) and Table 4.5 (gammas of the ISAO model)
 TABLE_4_2 = {"gamma00": 12.64, "tau00": 8.61, "sigma2": 39.15, "ICC": 0.18}
