@@ -30,6 +30,8 @@ import pandas as pd
 from .errors import DataError
 
 __all__ = [
+    "cluster_sums",
+    "cluster_means",
     "cluster_mean",
     "within_cluster",
     "grand_mean_centered",
@@ -46,13 +48,43 @@ WITHIN_SUFFIX = "_within"
 BETWEEN_SUFFIX = "_between"
 
 
+def cluster_sums(values: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Sums of the rows of ``values`` (shape ``(n, ...)``) within clusters: ``(J, ...)``.
+
+    One weighted bincount per trailing column: a loop over columns, never over clusters.
+    """
+    values = np.asarray(values, dtype=float)
+    flat = values.reshape(len(values), -1)
+    out = np.empty((n_clusters, flat.shape[1]))
+    for k in range(flat.shape[1]):
+        out[:, k] = np.bincount(codes, weights=flat[:, k], minlength=n_clusters)
+    return out.reshape((n_clusters, *values.shape[1:]))
+
+
+def cluster_means(
+    values: np.ndarray, codes: np.ndarray, n_clusters: int, skipna: bool = False
+) -> np.ndarray:
+    """Per-cluster means of ``values`` (shape ``(n,)`` or ``(n, k)``): ``(J,)`` or ``(J, k)``.
+
+    With ``skipna`` each column's mean is over its non-missing rows; a cluster with no
+    (non-missing) rows gets NaN.
+    """
+    values = np.asarray(values, dtype=float)
+    if skipna:
+        ok = ~np.isnan(values)
+        sums = cluster_sums(np.where(ok, values, 0.0), codes, n_clusters)
+        counts = cluster_sums(ok.astype(float), codes, n_clusters)
+    else:
+        sums = cluster_sums(values, codes, n_clusters)
+        counts = np.bincount(codes, minlength=n_clusters).astype(float)
+        counts = counts.reshape((n_clusters,) + (1,) * (values.ndim - 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
 def cluster_mean(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Each row's cluster mean of ``x`` (``codes`` are integers 0..J-1)."""
-    sums = np.bincount(codes, weights=x)
-    counts = np.bincount(codes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = sums / counts
-    return means[codes]
+    return cluster_means(x, codes, int(codes.max()) + 1 if len(codes) else 0)[codes]
 
 
 def within_cluster(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -171,15 +203,6 @@ def checked_input(
     return names, values, np.asarray(codes), np.asarray(labels)
 
 
-def cluster_mean_nan(x: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Per-cluster mean of ``x`` over its non-missing values (NaN for a cluster with none)."""
-    ok = ~np.isnan(x)
-    sums = np.bincount(codes[ok], weights=x[ok], minlength=n_clusters)
-    counts = np.bincount(codes[ok], minlength=n_clusters)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts
-
-
 def decompose(data: pd.DataFrame, variables: str | Sequence[str], cluster: str) -> pd.DataFrame:
     """Split level-1 variables into their within-cluster and between-cluster parts.
 
@@ -231,7 +254,7 @@ def decompose(data: pd.DataFrame, variables: str | Sequence[str], cluster: str) 
     out = {}
     for name in names:
         x = values[name].to_numpy()
-        between = cluster_mean_nan(x, codes, len(labels))[codes]
+        between = cluster_means(x, codes, len(labels), skipna=True)[codes]
         between[np.isnan(x)] = np.nan
         out[f"{name}{WITHIN_SUFFIX}"] = x - between
         out[f"{name}{BETWEEN_SUFFIX}"] = between

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .engine import cluster_cross_products
 from .predict import fit_level_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,13 +120,7 @@ def cluster_ols(res: MLMResults) -> ClusterOLS:
     X1, _ = fit_level_columns(res)
     d = res.design
     J, P = d.n_clusters, X1.shape[1]
-    W = np.column_stack([X1, d.y])
-    cross = np.empty((J, P + 1, P + 1))
-    # One weighted bincount per pair of columns: a loop over columns, not clusters.
-    for a in range(P + 1):
-        for b in range(a, P + 1):
-            cross[:, a, b] = np.bincount(d.codes, weights=W[:, a] * W[:, b], minlength=J)
-            cross[:, b, a] = cross[:, a, b]
+    cross = cluster_cross_products(np.column_stack([X1, d.y]), d.codes, J)
     xtx, xty = cross[:, :P, :P], cross[:, :P, P]
     scale = np.sqrt((X1**2).mean(axis=0))
     eig = np.linalg.eigvalsh(xtx / np.outer(scale, scale))

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .centering import checked_input, cluster_mean_nan, is_level2
+from .centering import checked_input, cluster_means, is_level2
 from .engine import ClusterStats, optimize
 from .errors import ConvergenceWarning, DataError
 
@@ -56,7 +56,7 @@ def null_model_icc(x: np.ndarray, codes: np.ndarray) -> NullICC:
     if np.nanvar(x) == 0:
         return NullICC(float("nan"), 0.0, 0.0, "constant: no variance to decompose")
     if is_level2(x, codes):
-        tau = float(np.var(cluster_mean_nan(x, codes, int(codes.max()) + 1), ddof=1))
+        tau = float(np.var(cluster_means(x, codes, int(codes.max()) + 1, skipna=True), ddof=1))
         return NullICC(1.0, tau, 0.0, "constant within every cluster (a level-2 variable)")
     # The engine directly (no parsing, no design): a null model per variable stays cheap.
     ones = np.ones((len(x), 1))
@@ -75,7 +75,7 @@ def _anova_iccs(x: np.ndarray, codes: np.ndarray, n_clusters: int) -> tuple[floa
     """psych::statsBy's ICC1 and ICC2 from one-way ANOVA mean squares (no missing ``x``)."""
     n_j = np.bincount(codes, minlength=n_clusters).astype(float)
     present = n_j > 0
-    means = cluster_mean_nan(x, codes, n_clusters)
+    means = cluster_means(x, codes, n_clusters, skipna=True)
     grand = x.mean()
     n_groups = int(present.sum())
     ms_between = float(np.sum(n_j[present] * (means[present] - grand) ** 2) / (n_groups - 1))
@@ -259,7 +259,7 @@ def within_between(
     means = {}
     for name in names:
         x = values[name].to_numpy()
-        m = cluster_mean_nan(x, codes, len(labels))
+        m = cluster_means(x, codes, len(labels), skipna=True)
         within[name] = x - m[codes]  # NaN where x is missing
         means[name] = m
     rwg = pd.DataFrame(within).corr()

@@ -46,6 +46,7 @@ __all__ = [
     "evaluate",
     "theta_to_L",
     "L_to_theta",
+    "cluster_cross_products",
 ]
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -98,19 +99,25 @@ class ClusterStats:
         Z = np.asarray(Z, dtype=float)
         y = np.asarray(y, dtype=float).reshape(-1, 1)
         groups = np.asarray(groups)
-        W = np.hstack([X, Z, y])
-        k = W.shape[1]
         n_clusters = int(groups.max()) + 1 if len(groups) else 0
-        cross = np.empty((n_clusters, k, k))
-        # One weighted bincount per pair of columns: O(n) each, a loop over k^2/2 column
-        # pairs (not over clusters), and no (n, k, k) temporary for a million rows.
-        for i in range(k):
-            for j in range(i, k):
-                products = W[:, i] * W[:, j]
-                cross[:, i, j] = np.bincount(groups, weights=products, minlength=n_clusters)
-                cross[:, j, i] = cross[:, i, j]
+        cross = cluster_cross_products(np.hstack([X, Z, y]), groups, n_clusters)
         sizes = np.bincount(groups, minlength=n_clusters)
         return cls(cross=cross, n_obs=len(y), p=X.shape[1], q=Z.shape[1], cluster_sizes=sizes)
+
+
+def cluster_cross_products(W: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
+    """``W_j' W_j`` for every cluster, shape ``(J, k, k)``.
+
+    One weighted bincount per pair of columns: O(n) each, a loop over the k(k+1)/2 column
+    pairs (never over clusters), and no (n, k, k) temporary for a million rows.
+    """
+    k = W.shape[1]
+    cross = np.empty((n_clusters, k, k))
+    for i in range(k):
+        for j in range(i, k):
+            cross[:, i, j] = np.bincount(codes, weights=W[:, i] * W[:, j], minlength=n_clusters)
+            cross[:, j, i] = cross[:, i, j]
+    return cross
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,11 @@ class Optimum:
     def tau(self) -> np.ndarray:
         L = self.evaluation.L
         return self.evaluation.sigma2 * (L @ L.T)
+
+    @property
+    def zero_variances(self) -> np.ndarray:
+        """Boolean per random effect: its variance is 0 up to rounding (on the boundary)."""
+        return np.diag(self.tau) <= 1e-8 * max(1.0, self.sigma2)
 
     @property
     def cov_beta(self) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import warnings
 
-import numpy as np
 import pandas as pd
 
 from .design import build_design
@@ -102,8 +101,8 @@ def fit(
     if optimum.singular:
         zero = [
             lab
-            for lab, v in zip(design.random_labels, np.diag(optimum.tau), strict=True)
-            if v <= 1e-8 * max(1.0, optimum.sigma2)
+            for lab, at_zero in zip(design.random_labels, optimum.zero_variances, strict=True)
+            if at_zero
         ]
         what = (
             f"the variance of {', '.join(zero)} is estimated as 0"

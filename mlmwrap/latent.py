@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sstats
 
-from .centering import cluster_mean
+from .centering import cluster_mean, cluster_sums
 from .describe import mean_reliability, null_model_icc
 from .design import evaluate_on_sample
 from .effects import _classify, _key, combinations, effects, find_pairs
@@ -230,15 +230,6 @@ def reliability_section(res: MLMResults, table: pd.DataFrame | None = None) -> l
 
 
 # -- the correction -----------------------------------------------------------------------
-def _csum(values: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Sum rows of ``values`` (shape (n, ...)) within clusters: shape (J, ...)."""
-    flat = values.reshape(len(values), -1)
-    out = np.column_stack(
-        [np.bincount(codes, weights=flat[:, k], minlength=n_clusters) for k in range(flat.shape[1])]
-    )
-    return out.reshape((n_clusters, *values.shape[1:]))
-
-
 def _supported(res: MLMResults, pair) -> str | None:
     """Why the correction does not apply to this pair, or None when it does."""
     if not pair.complete:
@@ -399,9 +390,9 @@ def _corrected_gammas(
     labels = list(res.gamma.index)
 
     # per-cluster pieces of W_j = (I + Z_j L L' Z_j')^-1 (sigma2 factored out, as in A)
-    ztz = _csum(Z[:, :, None] * Z[:, None, :], codes, J)  # (J, q, q)
-    zt1 = _csum(Z, codes, J)  # (J, q)
-    xtz = _csum(X[:, :, None] * Z[:, None, :], codes, J)  # (J, p, q)
+    ztz = cluster_sums(Z[:, :, None] * Z[:, None, :], codes, J)  # (J, q, q)
+    zt1 = cluster_sums(Z, codes, J)  # (J, q)
+    xtz = cluster_sums(X[:, :, None] * Z[:, None, :], codes, J)  # (J, p, q)
     q = Z.shape[1]
     M = np.eye(q) + np.einsum("ab,jbc,cd->jad", L.T, ztz, L)
     one_w_one = n_j - np.einsum(
@@ -417,9 +408,9 @@ def _corrected_gammas(
     a_c = _weight_vector(res, contextual)
 
     # per-cluster pieces of A = X'W X and c = X'W y
-    xtx = _csum(X[:, :, None] * X[:, None, :], codes, J)  # (J, p, p)
-    xty = _csum(X * y[:, None], codes, J)
-    zty = _csum(Z * y[:, None], codes, J)
+    xtx = cluster_sums(X[:, :, None] * X[:, None, :], codes, J)  # (J, p, p)
+    xty = cluster_sums(X * y[:, None], codes, J)
+    zty = cluster_sums(Z * y[:, None], codes, J)
     A_j = xtx - _wz_matrix(xtz, L, M)
     c_j = xty - _wz(xtz, L, M, zty)
     B_j = A_j - s_j[:, None, None] * np.outer(e, a_c)[None, :, :]  # A - S a_c' per cluster
@@ -429,8 +420,8 @@ def _corrected_gammas(
     lambda_eff = 1.0 - float(a_c @ np.linalg.solve(A_j.sum(axis=0), s_j.sum() * e))
 
     r = y - X @ g
-    xtr = _csum(X * r[:, None], codes, J)
-    ztr = _csum(Z * r[:, None], codes, J)
+    xtr = cluster_sums(X * r[:, None], codes, J)
+    ztr = cluster_sums(Z * r[:, None], codes, J)
     psi = xtr - _wz(xtz, L, M, ztr) + np.outer(s_j, e) * float(a_c @ g)  # (J, p)
     meat = psi.T @ psi * J / (J - 1)
     Binv = np.linalg.inv(B)

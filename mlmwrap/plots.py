@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats as sstats
 
+from .centering import cluster_means
 from .cluster import _level2_fixed_parts, cluster_betas, empirical_bayes
 from .errors import MLMError
 from .predict import fit_level_columns, predict
@@ -454,10 +455,9 @@ def within_between(
     if variable not in d.columns:  # pragma: no cover - _find_slopes found it in the model
         raise MLMError(f"'{variable}' is not a variable of this model")
     x = res.model_frame[d.columns[variable]].to_numpy(dtype=float)
-    counts = np.bincount(d.codes)
-    xbar = np.bincount(d.codes, weights=x) / counts
-    ybar = np.bincount(d.codes, weights=d.y) / counts
-    sd = np.sqrt(np.bincount(d.codes, weights=(x - xbar[d.codes]) ** 2) / counts)
+    J = d.n_clusters
+    xbar, ybar = cluster_means(np.column_stack([x, d.y]), d.codes, J).T
+    sd = np.sqrt(cluster_means((x - xbar[d.codes]) ** 2, d.codes, J))
     fig, (a,) = _axes(ax, 1, (6.0, 4.5))
     for j in range(d.n_clusters):
         xs = np.array([xbar[j] - sd[j], xbar[j] + sd[j]])

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .centering import grand_mean_centered
+from .centering import cluster_means, grand_mean_centered
 from .design import TRANSFORMS, category_levels, evaluate_on_sample, is_numeric_column
 from .errors import DataError, MLMError, PredictionWarning
 from .expr import Call, Expr, Num, Power, Product, Var
@@ -103,10 +103,7 @@ class _FitSource:
 
     def cluster_means(self, expr: Expr) -> np.ndarray:
         """Mean of ``expr`` in each fitted cluster, shape (J,)."""
-        x = self.numeric(expr)
-        return np.bincount(self.codes, weights=x, minlength=self.n_clusters) / np.bincount(
-            self.codes, minlength=self.n_clusters
-        )
+        return cluster_means(self.numeric(expr), self.codes, self.n_clusters)
 
     def grand_mean(self, expr: Expr) -> float:
         """The constant ``cgm(expr)`` subtracted in the fit."""
@@ -189,10 +186,7 @@ class _NewSource:
         if new.any():
             ok = new & np.isfinite(x)
             k = int(self.new_codes.max()) + 1
-            sums = np.bincount(self.new_codes[ok], weights=x[ok], minlength=k)
-            counts = np.bincount(self.new_codes[ok], minlength=k)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                own = sums / counts
+            own = cluster_means(x[ok], self.new_codes[ok], k)
             out[new] = own[self.new_codes[new]]
         return out
 

@@ -133,7 +133,7 @@ class MLMResults:
         with np.errstate(invalid="ignore", divide="ignore"):
             corr = optimum.tau / np.outer(sd, sd)
         # A variance at the boundary (0 up to rounding) has no correlation to speak of.
-        at_zero = np.diag(optimum.tau) <= 1e-8 * max(1.0, self.sigma2)
+        at_zero = optimum.zero_variances
         corr[at_zero[:, None] | at_zero[None, :]] = np.nan
         np.fill_diagonal(corr, 1.0)
         self.tau_corr = pd.DataFrame(corr, index=labels, columns=labels)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .centering import cluster_means
 from .design import INTERCEPT
 from .errors import DataError, MLMError
 from .results import MLMResults
@@ -449,16 +450,6 @@ _SOURCES = {
 }
 
 
-def _cluster_means(x: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Each column's cluster mean, broadcast back to rows."""
-    sizes = np.bincount(codes, minlength=n_clusters).astype(float)
-    sums = np.stack(
-        [np.bincount(codes, weights=x[:, k], minlength=n_clusters) for k in range(x.shape[1])],
-        axis=1,
-    )
-    return (sums / sizes[:, None])[codes]
-
-
 def _kind(x: np.ndarray, between: np.ndarray) -> str:
     """'within' (cluster means 0), 'between' (constant in clusters) or 'mixed'."""
     scale = max(1.0, float(np.max(np.abs(x))))
@@ -523,9 +514,9 @@ def rights_sterba_r2(res: MLMResults) -> RightsSterbaR2:
     gamma = res.optimum.beta
     tau = res.tau.to_numpy()
 
-    xbar = _cluster_means(d.X, d.codes, J)
+    xbar = cluster_means(d.X, d.codes, J)[d.codes]
     kinds = [_kind(d.X[:, k], xbar[:, k]) for k in range(d.X.shape[1])]
-    zbar = _cluster_means(d.Z, d.codes, J)
+    zbar = cluster_means(d.Z, d.codes, J)[d.codes]
     zkinds = [_kind(d.Z[:, k], zbar[:, k]) for k in range(d.Z.shape[1])]
 
     sigma = np.atleast_2d(np.cov(d.Z, rowvar=False, ddof=1))

@@ -91,3 +91,15 @@ def test_cluster_with_missing_values_and_single_cluster(hsb):
         decompose(one, "ses", cluster="school")
     with pytest.raises(DataError, match="must be a pandas DataFrame"):
         decompose(hsb.to_dict(), "ses", cluster="school")
+
+
+def test_cluster_means_and_sums_are_per_cluster():
+    from mlmwrap.centering import cluster_means, cluster_sums
+
+    codes = np.array([0, 0, 1, 1, 1, 2])
+    x = np.array([1.0, 3.0, np.nan, 2.0, 4.0, np.nan])
+    np.testing.assert_allclose(cluster_means(x, codes, 3, skipna=True), [2.0, 3.0, np.nan])
+    assert np.isnan(cluster_means(x, codes, 3)[1])  # without skipna a NaN spreads
+    two = np.column_stack([np.arange(6.0), np.ones(6)])
+    np.testing.assert_allclose(cluster_sums(two, codes, 3), [[1, 2], [9, 3], [5, 1]])
+    np.testing.assert_allclose(cluster_means(two, codes, 3)[:, 0], [0.5, 3.0, 5.0])
