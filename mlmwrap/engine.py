@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize as sopt
 
+from .numdiff import hessian_from_gradient
+
 __all__ = [
     "ClusterStats",
     "Evaluation",
@@ -271,18 +273,10 @@ def _objective(theta: np.ndarray, stats: ClusterStats, reml: bool, counter: list
 
 
 def _numeric_hessian(theta: np.ndarray, stats: ClusterStats, reml: bool, counter) -> np.ndarray:
-    """Central differences of the analytic gradient."""
-    k = len(theta)
-    H = np.empty((k, k))
-    for i in range(k):
-        h = 1e-5 * max(1.0, abs(theta[i]))
-        up, down = theta.copy(), theta.copy()
-        up[i] += h
-        down[i] -= h
-        H[:, i] = (
-            _objective(up, stats, reml, counter)[1] - _objective(down, stats, reml, counter)[1]
-        ) / (2 * h)
-    return 0.5 * (H + H.T)
+    """Hessian of the profiled deviance: second-order central differences of its gradient."""
+    return hessian_from_gradient(
+        lambda t: _objective(t, stats, reml, counter)[1], theta, rel=1e-5, order=2, floor=1.0
+    )
 
 
 def _polish(theta, stats, reml, counter, gtol) -> tuple[float, np.ndarray]:

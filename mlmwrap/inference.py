@@ -50,6 +50,7 @@ from scipy import stats as sstats
 
 from .engine import ClusterStats, L_to_theta, evaluate, theta_to_L
 from .errors import ConvergenceWarning, MLMError
+from .numdiff import hessian_from_gradient, numeric_jacobian
 
 if TYPE_CHECKING:  # pragma: no cover
     from .results import MLMResults
@@ -102,63 +103,6 @@ def unprofiled_gradient(stats: ClusterStats, L: np.ndarray, sigma: float, reml: 
         G = G - ev.G_A
     d_theta = L_to_theta(np.tril(2.0 * G @ L))
     return np.append(d_theta, 2.0 * nu / sigma - 2.0 * ev.r2 / sigma**3)
-
-
-# -- numerical derivatives (Richardson-extrapolated central differences) ------------------
-def hessian_from_gradient(grad, x: np.ndarray, rel: float = 5e-3) -> np.ndarray:
-    """Hessian as the Jacobian of an analytic gradient: 4k gradient calls, not ~4k^2 values."""
-    return _symmetric(numeric_jacobian(grad, x, rel=rel))
-
-
-def _symmetric(H: np.ndarray) -> np.ndarray:
-    return 0.5 * (H + H.T)
-
-
-def _steps(x: np.ndarray, rel: float) -> np.ndarray:
-    return rel * np.maximum(np.abs(x), 0.1)
-
-
-def numeric_hessian(f, x: np.ndarray, rel: float = 5e-3) -> np.ndarray:
-    """Hessian of a scalar function by central differences, one Richardson step.
-
-    The deviance is smooth and cheap; two step sizes cancel the O(h^2) error, which keeps the
-    second derivatives good to ~1e-7 relative where one step size would give ~1e-5.
-    """
-    x = np.asarray(x, dtype=float)
-    k = len(x)
-    f0 = f(x)
-
-    def at(h: np.ndarray) -> np.ndarray:
-        H = np.empty((k, k))
-        for i in range(k):
-            ei = np.zeros(k)
-            ei[i] = h[i]
-            H[i, i] = (f(x + ei) - 2.0 * f0 + f(x - ei)) / h[i] ** 2
-            for j in range(i):
-                ej = np.zeros(k)
-                ej[j] = h[j]
-                H[i, j] = H[j, i] = (
-                    f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)
-                ) / (4.0 * h[i] * h[j])
-        return H
-
-    h = _steps(x, rel)
-    H = (4.0 * at(h / 2.0) - at(h)) / 3.0
-    return 0.5 * (H + H.T)
-
-
-def numeric_jacobian(f, x: np.ndarray, rel: float = 1e-4) -> np.ndarray:
-    """Jacobian (outputs x inputs) of an array-valued function, fourth-order central differences."""
-    x = np.asarray(x, dtype=float)
-    h = _steps(x, rel)
-    cols = []
-    for i in range(len(x)):
-        e = np.zeros(len(x))
-        e[i] = h[i]
-        d1 = np.ravel(f(x + e)) - np.ravel(f(x - e))
-        d2 = np.ravel(f(x + 2 * e)) - np.ravel(f(x - 2 * e))
-        cols.append((8.0 * d1 - d2) / (12.0 * h[i]))
-    return np.column_stack(cols)
 
 
 def _pinv_psd(H: np.ndarray, what: str) -> np.ndarray:

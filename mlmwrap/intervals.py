@@ -48,7 +48,8 @@ from scipy import stats as sstats
 
 from .engine import ClusterStats, L_to_theta, optimize, theta_to_L
 from .errors import BoundaryWarning, ConvergenceWarning, MLMError
-from .inference import numeric_hessian, unprofiled_deviance
+from .inference import unprofiled_deviance
+from .numdiff import numeric_hessian
 
 if TYPE_CHECKING:  # pragma: no cover
     from .results import MLMResults
