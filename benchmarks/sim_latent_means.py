@@ -31,7 +31,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mlmwrap  # noqa: E402
-from mlmwrap.latent import corrected_effects  # noqa: E402
+from mlmwrap.analysis.latent import corrected_effects  # noqa: E402
 
 WITHIN = 0.2
 BETWEEN = 0.8

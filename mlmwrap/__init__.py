@@ -1,5 +1,10 @@
 """mlmwrap: multilevel models written as level-1 and level-2 equations.
 
+The package is a pipeline, one stage a folder, data flowing one way (``docs/architecture.md``):
+``language`` (text -> ModelSpec -> reduced form) -> ``model`` (design, engine, fitted
+numbers) -> ``analysis`` (what is computed from a fit) -> ``report`` (what is shown) ->
+``api`` (:func:`fit`, :func:`build_up`, the results facade) -> ``cli``.
+
 Examples
 --------
 >>> import mlmwrap
@@ -11,12 +16,15 @@ Examples
 0.18
 """
 
-from . import datasets, export, latex, plots, tables, variance_explained
-from .centering import decompose
-from .compare import build_up, compare
-from .describe import icc, within_between
-from .equations import parse_equations
-from .errors import (
+from mlmwrap import datasets
+from mlmwrap._version import __version__
+from mlmwrap.analysis import variance_explained
+from mlmwrap.analysis.compare import compare
+from mlmwrap.analysis.describe import icc, within_between
+from mlmwrap.api.build_up import build_up
+from mlmwrap.api.fitting import fit
+from mlmwrap.api.results import MLMResults
+from mlmwrap.errors import (
     BoundaryWarning,
     ConvergenceWarning,
     DataError,
@@ -26,10 +34,9 @@ from .errors import (
     ReliabilityWarning,
     SpecificationError,
 )
-from .fit import fit
-from .results import MLMResults
-
-__version__ = "0.1.0"
+from mlmwrap.language.equations import parse_equations
+from mlmwrap.model.centering import decompose
+from mlmwrap.report import export, latex, plots, tables
 
 __all__ = [
     "fit",

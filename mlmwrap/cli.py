@@ -10,7 +10,7 @@ $ mlmwrap demo --format json
 
 ``--format``: ``text`` (default) prints the summary; ``markdown`` the equations with estimates
 and APA-style tables; ``latex`` a complete LaTeX document (amsmath, booktabs) with the same;
-``json`` everything needed to rebuild the tables (:func:`mlmwrap.export.to_json`). The exit
+``json`` everything needed to rebuild the tables (:func:`mlmwrap.report.export.to_json`). The exit
 status is 0 for a converged fit, 1 when the fit did not converge (the output says so), 2 for
 an error in the input.
 """
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .datasets import load_hsb
-from .errors import MLMError
-from .fit import fit
+from mlmwrap.api.fitting import fit
+from mlmwrap.datasets import load_hsb
+from mlmwrap.errors import MLMError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .results import MLMResults
+    from mlmwrap.api.results import MLMResults
 
 __all__ = ["main", "DEMO_EQUATIONS", "FORMATS"]
 
@@ -79,8 +79,8 @@ def _render(res: MLMResults, fmt: str) -> str:
     """The fit in the requested output format."""
     if fmt == "text":
         return res.summary()
-    from .export import to_json
-    from .tables import document
+    from mlmwrap.report.export import to_json
+    from mlmwrap.report.tables import document
 
     if fmt == "json":
         return to_json(res)

@@ -11,7 +11,7 @@ import pytest
 import mlmwrap
 import mlmwrap.cli as cli
 from mlmwrap.cli import DEMO_EQUATIONS, main
-from mlmwrap.export import from_json
+from mlmwrap.report.export import from_json
 
 # lme4 names of the reduced-form terms (reference/hsb_lme4.json, model 'isao').
 LME4_TERMS = {

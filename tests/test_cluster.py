@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import mlmwrap
-from mlmwrap.cluster import cluster_coefficients, empirical_bayes, reliabilities
+from mlmwrap.analysis.cluster import cluster_coefficients, empirical_bayes, reliabilities
 
 REFERENCE = Path(__file__).parent / "reference"
 RC = "mathach = b0 + b1*cwc(ses) + e\nb0 = g00 + u0\nb1 = g10 + u1"

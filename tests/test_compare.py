@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 import mlmwrap
-from mlmwrap.compare import build_up, compare, lr_test
+from mlmwrap.analysis.compare import compare, lr_test
+from mlmwrap.api.build_up import build_up
 from mlmwrap.errors import ConvergenceWarning, DataError, SpecificationError
 
 REFERENCE = Path(__file__).parent / "reference"

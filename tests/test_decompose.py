@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmwrap.centering import decompose
 from mlmwrap.errors import DataError
+from mlmwrap.model.centering import decompose
 
 
 def test_parts_match_groupby_means(hsb):
@@ -94,7 +94,7 @@ def test_cluster_with_missing_values_and_single_cluster(hsb):
 
 
 def test_cluster_means_and_sums_are_per_cluster():
-    from mlmwrap.centering import cluster_means, cluster_sums
+    from mlmwrap.model.centering import cluster_means, cluster_sums
 
     codes = np.array([0, 0, 1, 1, 1, 2])
     x = np.array([1.0, 3.0, np.nan, 2.0, 4.0, np.nan])

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmwrap.describe import icc, within_between
+from mlmwrap.analysis.describe import icc, within_between
 from mlmwrap.errors import DataError
 
 REFERENCE = Path(__file__).parent / "reference"

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 import mlmwrap
-from mlmwrap.design import build_design, resolve_name
-from mlmwrap.equations import parse_equations
+from mlmwrap.language.equations import parse_equations
+from mlmwrap.model.design import build_design, resolve_name
 
 RC = "mathach = b0 + b1*cwc(ses) + e\nb0 = g00 + u0\nb1 = g10 + u1"
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import mlmwrap
-from mlmwrap.effects import effects, effects_section
+from mlmwrap.analysis.effects import effects, effects_section
 
 REFERENCE = Path(__file__).parent / "reference"
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import mlmwrap
-from mlmwrap import engine
-from mlmwrap.engine import ClusterStats, L_to_theta, evaluate, optimize, theta_to_L
+from mlmwrap.model import engine
+from mlmwrap.model.engine import ClusterStats, L_to_theta, evaluate, optimize, theta_to_L
 
 
 def simulate(q: int, seed: int, n_clusters: int = 40, size: int = 15):
@@ -86,7 +86,7 @@ def test_cost_per_evaluation_does_not_depend_on_rows():
 
 
 def test_non_converged_fit_warns_and_says_so(hsb, monkeypatch):
-    fit_module = sys.modules["mlmwrap.fit"]  # the module; mlmwrap.fit is the function
+    fit_module = sys.modules["mlmwrap.api.fitting"]
     real = fit_module.optimize
 
     def stalled(stats, reml=True):

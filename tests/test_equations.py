@@ -7,10 +7,10 @@ from textwrap import dedent
 
 import pytest
 
-from mlmwrap.equations import parse_equations, parse_tree, split_lines, tokenize
 from mlmwrap.errors import EquationSyntaxError, MLMError, SpecificationError
-from mlmwrap.expr import Call, Num, Power, Product, Span, Var
-from mlmwrap.spec import FixedTerm, Gamma
+from mlmwrap.language.equations import parse_equations, parse_tree, split_lines, tokenize
+from mlmwrap.language.expr import Call, Num, Power, Product, Span, Var
+from mlmwrap.language.spec import FixedTerm, Gamma
 
 HSB = """
 mathach = b0 + b1*cwc(ses) + e

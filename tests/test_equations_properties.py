@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mlmwrap.equations import parse_equations
 from mlmwrap.errors import MLMError
+from mlmwrap.language.equations import parse_equations
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -16,9 +16,9 @@ from scipy import stats
 
 import mlmwrap
 from mlmwrap.errors import MLMError
-from mlmwrap.export import SCHEMA, TableData, from_json, table_data, to_frame, to_json
-from mlmwrap.latex import latex_escape
-from mlmwrap.tables import document, fixed_table, format_p, variance_table
+from mlmwrap.report.export import SCHEMA, TableData, from_json, table_data, to_frame, to_json
+from mlmwrap.report.latex import latex_escape
+from mlmwrap.report.tables import document, fixed_table, format_p, variance_table
 
 ISAO = """\
 mathach = b0 + b1*cwc(ses) + e

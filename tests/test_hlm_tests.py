@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 import mlmwrap
-from mlmwrap.hlm_tests import variance_tests
+from mlmwrap.analysis.hlm_tests import variance_tests
 
 ISAO = """
 mathach = b0 + b1*cwc(ses) + e

@@ -17,14 +17,14 @@ from r_models import CASES, EXTRA, GOLDEN, ISAO, assert_p_close, in_r_order
 from scipy import stats as sstats
 
 import mlmwrap
-from mlmwrap.errors import MLMError
-from mlmwrap.inference import (
+from mlmwrap.analysis.inference import (
     gamma_table,
     hlm_df,
     kenward_roger,
     satterthwaite_df,
-    unprofiled_deviance,
 )
+from mlmwrap.model.deviance import unprofiled_deviance
+from mlmwrap.errors import MLMError
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 
 import mlmwrap
+from mlmwrap.analysis.intervals import _ml_values, _params, _Profiler, variance_intervals
 from mlmwrap.errors import BoundaryWarning, MLMError
-from mlmwrap.intervals import _ml_values, _params, _Profiler, variance_intervals
 
 REFERENCE = Path(__file__).parent / "reference"
 GOLDEN = json.loads((REFERENCE / "hsb_inference.json").read_text())

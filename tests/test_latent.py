@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import mlmwrap
-from mlmwrap.latent import (
+from mlmwrap.analysis.latent import (
     cluster_mean_reliability,
     corrected_effects,
     reliability_section,

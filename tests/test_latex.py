@@ -10,8 +10,8 @@ import pytest
 
 import mlmwrap
 from mlmwrap.errors import MLMError
-from mlmwrap.expr import Call, Num, Power, Product, Var
-from mlmwrap.latex import (
+from mlmwrap.language.expr import Call, Num, Power, Product, Var
+from mlmwrap.report.latex import (
     equations,
     equations_html,
     expr_latex,

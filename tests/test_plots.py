@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 
 import mlmwrap  # noqa: E402
 from mlmwrap import plots  # noqa: E402
-from mlmwrap.cluster import empirical_bayes  # noqa: E402
+from mlmwrap.analysis.cluster import empirical_bayes  # noqa: E402
 
 RC = "mathach = b0 + b1*cwc(ses) + e\nb0 = g00 + u0\nb1 = g10 + u1"
 WB = "mathach = b0 + b1*cwc(ses) + e\nb0 = g00 + g01*cmean(ses) + u0\nb1 = g10"

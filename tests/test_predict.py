@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import mlmwrap
-from mlmwrap.cluster import empirical_bayes
-from mlmwrap.predict import PredictionWarning, new_design, predict
+from mlmwrap.analysis.cluster import empirical_bayes
+from mlmwrap.analysis.predict import PredictionWarning, new_design, predict
 
 REFERENCE = Path(__file__).parent / "reference"
 ISAO = """

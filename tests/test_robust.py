@@ -14,7 +14,7 @@ import pytest
 from r_models import CASES, EXTRA, GOLDEN, ISAO, assert_p_close, in_r_order
 
 import mlmwrap
-from mlmwrap.robust import cr2_vcov, robust_table
+from mlmwrap.analysis.robust import cr2_vcov, robust_table
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 
 import mlmwrap
-from mlmwrap.errors import DataError, MLMError
-from mlmwrap.variance_explained import (
+from mlmwrap.analysis.variance_explained import (
     nakagawa_r2,
     proportional_reduction,
     r2,
     rights_sterba_r2,
     snijders_bosker_r2,
 )
+from mlmwrap.errors import DataError, MLMError
 
 REFERENCE = Path(__file__).parent / "reference"
 INFERENCE = json.loads((REFERENCE / "hsb_inference.json").read_text())

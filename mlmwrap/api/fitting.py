@@ -1,0 +1,139 @@
+"""``mlmwrap.fit``: equations and data in, a verified (RE)ML optimum out."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import pandas as pd
+
+from mlmwrap.analysis.inference import resolve_method
+from mlmwrap.analysis.latent import reliability_warnings
+from mlmwrap.api.results import MLMResults
+from mlmwrap.errors import BoundaryWarning, ConvergenceWarning, DataError, ReliabilityWarning
+from mlmwrap.language.equations import parse_equations
+from mlmwrap.language.spec import ModelSpec
+from mlmwrap.model.design import build_design
+from mlmwrap.model.engine import ClusterStats, optimize
+
+__all__ = ["fit"]
+
+
+def fit(
+    equations: str | ModelSpec,
+    data: pd.DataFrame,
+    cluster: str,
+    reml: bool = True,
+    df: str = "satterthwaite",
+) -> MLMResults:
+    """Fit a two-level model written as level-1 and level-2 equations.
+
+    Parameters
+    ----------
+    equations
+        One equation per line: the level-1 equation (``y = b0 + b1*x + e``) and one
+        level-2 equation per beta (``b1 = g10 + g11*w + u1``; with ``uK`` the coefficient
+        varies across clusters). ``cwc``, ``cgm``, ``cmean`` and ``center`` center
+        predictors on the estimation sample. See the README for the whole language.
+    data
+        One row per level-1 unit. Rows with a missing value in any model variable are
+        dropped (the counts are in ``res.sample``). The DataFrame is not modified.
+    cluster
+        The column that identifies the level-2 units.
+    reml
+        Restricted maximum likelihood (default, as HLM and lme4) or full ML (``False``),
+        needed to compare models that differ in their fixed effects.
+    df
+        How the gammas are tested: ``"satterthwaite"`` (default: t-tests with
+        Satterthwaite degrees of freedom, lmerTest's default), ``"kenward-roger"``
+        (pbkrtest's adjusted SEs and df; REML fits), ``"hlm"`` (HLM's J - S - 1) or ``"z"``
+        (normal reference). See :func:`mlmwrap.analysis.inference.gamma_table` for why
+        Satterthwaite is the default; ``res.with_inference(...)`` switches without a refit.
+
+    Returns
+    -------
+    MLMResults
+        ``gamma``, ``tau``, ``sigma2``, ``icc``, ``deviance``, ``summary()``, ...
+
+    Warns
+    -----
+    ConvergenceWarning
+        The optimum could not be verified, or the Hessian is not positive definite.
+    BoundaryWarning
+        tau is singular: a variance estimated as 0 or a correlation of +-1.
+    ReliabilityWarning
+        A cluster mean ``cmean(x)`` is a predictor and its reliability is below 0.7, so the
+        between and contextual effects are biased toward the within effect.
+
+    Examples
+    --------
+    >>> import mlmwrap
+    >>> hsb = mlmwrap.datasets.load_hsb()
+    >>> res = mlmwrap.fit('''
+    ...     mathach = b0 + b1*cwc(ses) + e
+    ...     b0 = g00 + g01*meanses + g02*sector + u0
+    ...     b1 = g10 + g11*meanses + g12*sector + u1
+    ... ''', data=hsb, cluster="school")
+    >>> res.gamma["estimate"].round(3)
+    gamma
+    g00    12.096
+    g01     5.333
+    g02     1.226
+    g10     2.939
+    g11     1.039
+    g12    -1.643
+    Name: estimate, dtype: float64
+    >>> round(float(res.tau.loc["u1", "u1"]), 4), round(res.sigma2, 3), round(res.deviance, 3)
+    (0.1013, 36.721, 46503.664)
+    """
+    start = time.perf_counter()
+    df = resolve_method(df)  # a typo fails before any work
+    spec = parse_equations(equations) if isinstance(equations, str) else equations
+    if not isinstance(spec, ModelSpec):
+        raise DataError(
+            f"equations must be a string of equations, not {type(equations).__name__}",
+            hint='e.g. mlmwrap.fit("y = b0 + e\\nb0 = g00 + u0", data, cluster="school")',
+        )
+    design = build_design(spec, data, cluster)
+    stats = ClusterStats.from_arrays(design.X, design.Z, design.y, design.codes)
+    optimum = optimize(stats, reml=reml)
+    messages = list(optimum.messages)
+    if optimum.singular:
+        zero = [
+            lab
+            for lab, at_zero in zip(design.random_labels, optimum.zero_variances, strict=True)
+            if at_zero
+        ]
+        what = (
+            f"the variance of {', '.join(zero)} is estimated as 0"
+            if zero
+            else "tau is singular (a correlation of +-1 among the random effects)"
+        )
+        messages.insert(
+            0,
+            f"boundary (singular) fit: {what}; the gammas are still the right GLS estimates, "
+            "but consider a simpler random part",
+        )
+    results = MLMResults(
+        spec,
+        design,
+        optimum,
+        stats=stats,
+        data=data,
+        df=df,
+        seconds=time.perf_counter() - start,
+        messages=tuple(messages),
+    )
+    # Cluster means as predictors: say when they are unreliable (Luedtke et al. 2008).
+    unreliable = reliability_warnings(results, results.cluster_mean_reliability())
+    results.messages = results.messages + tuple(unreliable)
+    for message in results.messages:
+        if message in unreliable:
+            category = ReliabilityWarning
+        elif message.startswith("boundary"):
+            category = BoundaryWarning
+        else:
+            category = ConvergenceWarning
+        warnings.warn(message, category, stacklevel=2)
+    results.seconds = time.perf_counter() - start
+    return results

@@ -1,0 +1,214 @@
+"""The model specification: what the equations say, with no data attached.
+
+A :class:`ModelSpec` holds the outcome, the level-1 coefficients (:class:`Beta`), their
+level-2 equations (:class:`Gamma` terms and an optional random effect ``uK``) and the
+reduced (mixed) form obtained by substituting level 2 into level 1. It is built by
+:func:`mlmwrap.language.equations.parse_equations`.
+
+Examples
+--------
+>>> from mlmwrap.language.equations import parse_equations
+>>> spec = parse_equations('''
+...     mathach = b0 + b1*cwc(ses) + e
+...     b0 = g00 + g01*meanses + u0
+...     b1 = g10 + g11*meanses
+... ''')
+>>> print(spec.reduced_text())
+mathach = g00 + g01*meanses + g10*cwc(ses) + g11*cwc(ses)*meanses + u0 + e
+>>> [t.text() for t in spec.fixed_terms]
+['1', 'meanses', 'cwc(ses)', 'cwc(ses)*meanses']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mlmwrap.language.expr import NO_SPAN, Expr, Span, product
+
+__all__ = ["Gamma", "Beta", "FixedTerm", "ModelSpec"]
+
+
+@dataclass(frozen=True)
+class Gamma:
+    """One fixed coefficient ``gKM`` of a level-2 equation.
+
+    Attributes
+    ----------
+    label
+        Normalised label: ``'g12'`` (from ``g12``, ``γ12``, ``gamma12``, ``g_12``, ``G12``);
+        ``'g10_2'`` when K or M has more than one digit.
+    beta
+        K, the index of the beta whose equation holds this gamma.
+    position
+        M as written in the label: 0 for the constant ``gK0``, else the predictor's number.
+    predictor
+        W_M, the level-2 predictor expression; ``None`` for the constant.
+    span
+        Where the label is written.
+    """
+
+    label: str
+    beta: int
+    position: int
+    predictor: Expr | None
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Beta:
+    """One level-1 coefficient ``bK`` and its level-2 equation.
+
+    Attributes
+    ----------
+    index
+        K.
+    label
+        Normalised ``'bK'``.
+    predictor
+        X_K, the level-1 predictor; ``None`` for the intercept ``b0``.
+    gammas
+        The gamma terms of its level-2 equation, in the order written.
+    random
+        Whether the equation has a random effect ``uK``.
+    u_label
+        Normalised ``'uK'`` when random, else ``None``.
+    span
+        Where the beta is written in the level-1 equation.
+    level2_lineno
+        Line of its level-2 equation.
+    u_span
+        Where ``uK`` is written (``None`` when fixed).
+    """
+
+    index: int
+    label: str
+    predictor: Expr | None
+    gammas: tuple[Gamma, ...]
+    random: bool
+    u_label: str | None
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    level2_lineno: int = field(default=0, compare=False, repr=False)
+    u_span: Span | None = field(default=None, compare=False, repr=False)
+
+    def level2_text(self) -> str:
+        """The level-2 equation, e.g. ``'b1 = g10 + g11*meanses + u1'``."""
+        terms = [_times(g.label, g.predictor) for g in self.gammas]
+        if self.random:
+            terms.append(str(self.u_label))
+        return f"{self.label} = {' + '.join(terms)}"
+
+
+@dataclass(frozen=True)
+class FixedTerm:
+    """A term of the reduced form's fixed part: ``gKM * X_K * W_M``.
+
+    Attributes
+    ----------
+    gamma
+        The coefficient.
+    level1
+        X_K (``None`` for K = 0).
+    level2
+        W_M (``None`` for the constant M = 0).
+    """
+
+    gamma: Gamma
+    level1: Expr | None
+    level2: Expr | None
+
+    @property
+    def label(self) -> str:
+        """The gamma label."""
+        return self.gamma.label
+
+    @property
+    def expr(self) -> Expr | None:
+        """X_K * W_M as one expression (``None`` for the overall intercept ``g00``)."""
+        parts = [e for e in (self.level1, self.level2) if e is not None]
+        return product(parts)
+
+    def text(self) -> str:
+        """``'cwc(ses)*meanses'``, or ``'1'`` for the intercept."""
+        e = self.expr
+        return "1" if e is None else e.text()
+
+
+def _times(coef: str, e: Expr | None) -> str:
+    return coef if e is None else f"{coef}*{e.text()}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A two-level model as written in equations.
+
+    Equality ignores where things were written (spans, line numbers, source text), so two
+    notations of one model compare equal.
+
+    Attributes
+    ----------
+    outcome
+        The level-1 outcome (usually a :class:`~mlmwrap.language.expr.Var`; may be ``log(y)``).
+    betas
+        The level-1 coefficients in level-1 order.
+    residual
+        ``'e'`` or ``'r'`` as written (no subscript; ``ε`` gives ``'e'``), ``None`` if left out.
+    source
+        The whole equations text.
+    lines
+        Line number -> line text, for errors found later to point at.
+    """
+
+    outcome: Expr
+    betas: tuple[Beta, ...]
+    residual: str | None
+    source: str = field(default="", compare=False, repr=False)
+    lines: dict[int, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    @property
+    def gammas(self) -> tuple[Gamma, ...]:
+        """Every gamma, in beta order."""
+        return tuple(g for b in self.betas for g in b.gammas)
+
+    @property
+    def random_betas(self) -> tuple[Beta, ...]:
+        """The betas with a random effect."""
+        return tuple(b for b in self.betas if b.random)
+
+    @property
+    def fixed_terms(self) -> tuple[FixedTerm, ...]:
+        """The reduced form's fixed part, one term per gamma, in beta order."""
+        return tuple(FixedTerm(g, b.predictor, g.predictor) for b in self.betas for g in b.gammas)
+
+    def beta(self, index: int) -> Beta:
+        """The beta with index K (raises ``KeyError`` if there is none)."""
+        for b in self.betas:
+            if b.index == index:
+                return b
+        raise KeyError(index)
+
+    def level1_text(self) -> str:
+        """The level-1 equation, e.g. ``'mathach = b0 + b1*cwc(ses) + e'``."""
+        terms = [_times(b.label, b.predictor) for b in self.betas]
+        terms.append(self.residual or "e")
+        return f"{self.outcome.text()} = {' + '.join(terms)}"
+
+    def level2_text(self) -> str:
+        """The level-2 equations, one a line, in level-1 order."""
+        return "\n".join(b.level2_text() for b in self.betas)
+
+    def reduced_text(self) -> str:
+        """The reduced (mixed) form: level 2 substituted into level 1."""
+        terms = [_times(t.label, t.expr) for t in self.fixed_terms]
+        terms += [_times(str(b.u_label), b.predictor) for b in self.random_betas]
+        terms.append(self.residual or "e")
+        return f"{self.outcome.text()} = {' + '.join(terms)}"
+
+    def __str__(self) -> str:
+        def indent(s: str) -> str:
+            return "\n".join("  " + line for line in s.splitlines())
+
+        return (
+            f"Level 1:\n{indent(self.level1_text())}\n"
+            f"Level 2:\n{indent(self.level2_text())}\n"
+            f"Reduced form:\n{indent(self.reduced_text())}"
+        )

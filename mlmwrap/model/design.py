@@ -1,0 +1,559 @@
+"""From a model spec and a DataFrame to the arrays a fit needs.
+
+This is the only place where equations meet data: column names are resolved (a ``_ij`` /
+``_j`` / ``ij`` / ``j`` subscript is dropped only when the data has no column of the full
+name), rows with a missing value in any model variable are dropped, centering is computed
+on the rows that remain, level-2 predictors are checked to be constant within clusters,
+categorical level-2 predictors are expanded into indicator columns, and every fixed-effect
+column is tied to its gamma label. The caller's DataFrame is only read, never modified.
+
+Examples
+--------
+>>> import mlmwrap
+>>> from mlmwrap.language.equations import parse_equations
+>>> spec = parse_equations('''
+...     mathach = b0 + b1*cwc(ses) + e
+...     b0 = g00 + g01*meanses + u0
+...     b1 = g10 + u1
+... ''')
+>>> design = build_design(spec, mlmwrap.datasets.load_hsb(), cluster="school")
+>>> design.fixed_names
+['(Intercept)', 'meanses', 'cwc(ses)']
+>>> [c.label for c in design.fixed_columns]
+['g00', 'g01', 'g10']
+>>> design.n_obs, design.n_clusters
+(7185, 160)
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mlmwrap.errors import DataError
+from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Var
+from mlmwrap.language.spec import Beta, Gamma, ModelSpec
+from mlmwrap.model.centering import cluster_mean, grand_mean_centered, varies_within, within_cluster
+
+__all__ = [
+    "FixedColumn",
+    "SampleInfo",
+    "Design",
+    "build_design",
+    "resolve_name",
+    "evaluate_on_sample",
+]
+
+_SUBSCRIPTS = ("_ij", "_j", "ij", "j")
+#: Name of the constant column, as lme4 and statsmodels' formulas name it.
+INTERCEPT = "(Intercept)"
+TRANSFORMS = {  # the transforms the equation language allows, by name
+    "log": np.log,
+    "log10": np.log10,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+}
+
+
+@dataclass(frozen=True)
+class FixedColumn:
+    """One column of the fixed-effects design and the gamma it estimates.
+
+    Attributes
+    ----------
+    label : str
+        The gamma label as the user wrote it, with ``[level]`` for a categorical
+        predictor's indicator (``g02[Catholic]``).
+    term : str
+        The reduced-form term: ``(Intercept)``, ``meanses``, ``cwc(ses)``, ``cwc(ses):meanses``.
+    beta : str
+        The level-1 coefficient the gamma belongs to (``b1``).
+    predictor : str
+        The level-2 predictor (``meanses``), ``(constant)`` for ``gK0``.
+    level1 : str
+        The level-1 predictor the beta multiplies (``cwc(ses)``), ``(intercept)`` for b0.
+    """
+
+    label: str
+    term: str
+    beta: str
+    predictor: str
+    level1: str
+
+
+@dataclass(frozen=True)
+class SampleInfo:
+    """Counts of the estimation sample after listwise deletion."""
+
+    rows_total: int
+    rows_used: int
+    clusters_total: int
+    clusters_used: int
+    dropped_by_variable: dict[str, int]
+
+    @property
+    def rows_dropped(self) -> int:
+        return self.rows_total - self.rows_used
+
+    @property
+    def clusters_dropped(self) -> int:
+        return self.clusters_total - self.clusters_used
+
+
+@dataclass(frozen=True)
+class Design:
+    """Row-level arrays of a two-level model, ready for :mod:`mlmwrap.model.engine`."""
+
+    y: np.ndarray
+    X: np.ndarray
+    Z: np.ndarray
+    codes: np.ndarray  # cluster of each row, integers 0..J-1
+    cluster_labels: np.ndarray  # cluster id of each code
+    fixed_columns: list[FixedColumn]
+    random_labels: list[str]  # 'u0', 'u1', ... as written
+    random_terms: list[str]  # '(Intercept)', 'cwc(ses)', ...
+    outcome: str
+    cluster: str
+    row_index: pd.Index  # index labels of the rows used, from the caller's DataFrame
+    sample: SampleInfo
+    columns: dict[str, str]  # name as written -> data column used
+    frame: pd.DataFrame  # the model's data columns (and the cluster) on the estimation sample
+
+    @property
+    def fixed_names(self) -> list[str]:
+        return [c.term for c in self.fixed_columns]
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cluster_labels)
+
+    @property
+    def cluster_sizes(self) -> np.ndarray:
+        return np.bincount(self.codes, minlength=self.n_clusters)
+
+
+def resolve_name(name: str, columns: pd.Index) -> str | None:
+    """The data column a variable name refers to, or None.
+
+    >>> resolve_name("ses_ij", pd.Index(["ses", "school"]))
+    'ses'
+    >>> resolve_name("ses_ij", pd.Index(["ses_ij", "ses"]))
+    'ses_ij'
+    """
+    if name in columns:
+        return name
+    for suffix in _SUBSCRIPTS:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            stem = name[: -len(suffix)]
+            if stem in columns:
+                return stem
+    return None
+
+
+class _Builder:
+    """Evaluates expressions on the estimation sample; holds what the errors need to point."""
+
+    def __init__(self, spec: ModelSpec, frame: pd.DataFrame, codes: np.ndarray):
+        self.spec = spec
+        self.frame = frame
+        self.codes = codes
+
+    def error(self, message: str, expr: Expr, expected: str | None = None, hint: str | None = None):
+        span = expr.span
+        return DataError(
+            message,
+            source=self.spec.lines.get(span.lineno),
+            lineno=span.lineno,
+            span=(span.start, span.end),
+            expected=expected,
+            hint=hint,
+        )
+
+    # -- evaluation --------------------------------------------------------------------
+    def numeric(self, expr: Expr) -> np.ndarray:
+        """Evaluate an expression that must be numeric."""
+        if isinstance(expr, Var):
+            col = self.frame[expr.name]
+            if not is_numeric_column(col):
+                raise self.error(
+                    f"'{expr.name}' is not numeric (its values look like {_sample_values(col)})",
+                    expr,
+                    expected="a numeric column",
+                    hint=(
+                        "a categorical predictor can only be a level-2 predictor "
+                        f"(in an equation for a beta, e.g. 'g01*C({expr.name})'); at level 1, "
+                        "code it as 0/1 indicator columns"
+                    ),
+                )
+            return col.to_numpy(dtype=float)
+        if isinstance(expr, Num):
+            return np.full(len(self.frame), float(expr.value))
+        if isinstance(expr, Product):
+            out = np.ones(len(self.frame))
+            for factor in expr.factors:
+                out = out * self.numeric(factor)
+            return out
+        if isinstance(expr, Power):
+            return self.numeric(expr.base) ** float(expr.exponent.value)
+        if isinstance(expr, Call):
+            return self.call(expr)
+        raise self.error(f"cannot evaluate '{expr.text()}'", expr)  # pragma: no cover
+
+    def call(self, expr: Call) -> np.ndarray:
+        func = expr.func
+        if func == "C":
+            raise self.error(
+                f"'{expr.text()}' is categorical and cannot be used inside an arithmetic "
+                "expression",
+                expr,
+                expected="a numeric expression",
+                hint="use a categorical predictor on its own, as a level-2 predictor",
+            )
+        x = self.numeric(expr.args[0])
+        if func == "cwc":
+            if not varies_within(x, self.codes).any():
+                inner = expr.args[0].text()
+                raise self.error(
+                    f"'{inner}' is constant within every cluster, so {expr.text()} is 0 in "
+                    "every row",
+                    expr,
+                    expected="a level-1 variable inside cwc()",
+                    hint=f"use {inner} (or cgm({inner})) as a level-2 predictor in an equation "
+                    "for a beta instead",
+                )
+            return within_cluster(x, self.codes)
+        if func == "cmean":
+            return cluster_mean(x, self.codes)
+        if func == "cgm":
+            return grand_mean_centered(x, self.codes)
+        if func == "center":
+            return x - float(expr.args[1].value)
+        transform = TRANSFORMS[func]
+        with np.errstate(all="ignore"):
+            out = transform(x)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            raise self.error(
+                f"{func}() is undefined for {int(bad.sum())} of the {len(x)} rows "
+                f"(e.g. at value {x[bad][0]:g})",
+                expr,
+                expected=f"values inside the domain of {func}()",
+                hint="shift the variable first, e.g. log(x + 1) is written log(center(x, -1))",
+            )
+        return out
+
+    def categorical(self, expr: Expr) -> pd.Series | None:
+        """The categorical series behind ``C(x)`` or a non-numeric column, else None."""
+        if isinstance(expr, Call) and expr.func == "C":
+            inner = expr.args[0]
+            if not isinstance(inner, Var):
+                raise self.error(
+                    "C() takes a column name", expr, expected="C(column)", hint="e.g. C(sector)"
+                )
+            return self.frame[inner.name]
+        if isinstance(expr, Var) and not is_numeric_column(self.frame[expr.name]):
+            return self.frame[expr.name]
+        return None
+
+
+def is_numeric_column(col: pd.Series) -> bool:
+    """Numeric and not a pandas Categorical (which mlmwrap treats as categorical)."""
+    return pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype)
+
+
+def _sample_values(col: pd.Series) -> str:
+    vals = pd.unique(col.dropna())[:3]
+    return ", ".join(repr(v) for v in vals)
+
+
+def category_levels(series: pd.Series) -> list:
+    """The categories present, in the order the design uses (the first is the reference)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        present = set(series.dropna().unique())
+        return [c for c in series.cat.categories if c in present]
+    return sorted(series.dropna().unique(), key=lambda v: (str(type(v)), v))
+
+
+def _rename_vars(expr: Expr, mapping: dict[str, str]) -> Expr:
+    """A copy of ``expr`` whose Var names are the resolved data columns."""
+    if isinstance(expr, Var):
+        return Var(name=mapping[expr.name], span=expr.span)
+    if isinstance(expr, Call):
+        return Call(
+            func=expr.func, args=tuple(_rename_vars(a, mapping) for a in expr.args), span=expr.span
+        )
+    if isinstance(expr, Product):
+        return Product(
+            factors=tuple(_rename_vars(f, mapping) for f in expr.factors), span=expr.span
+        )
+    if isinstance(expr, Power):
+        return Power(base=_rename_vars(expr.base, mapping), exponent=expr.exponent, span=expr.span)
+    return expr
+
+
+def _all_expressions(spec: ModelSpec) -> list[Expr]:
+    exprs: list[Expr] = [spec.outcome]
+    for beta in spec.betas:
+        if beta.predictor is not None:
+            exprs.append(beta.predictor)
+        exprs.extend(g.predictor for g in beta.gammas if g.predictor is not None)
+    return exprs
+
+
+def _column_error(spec: ModelSpec, var: Var, columns: pd.Index) -> DataError:
+    names = [str(c) for c in columns]
+    close = difflib.get_close_matches(var.name, names, n=3, cutoff=0.6)
+    if not close:
+        close = [n for n in names if n.lower() == var.name.lower()]
+    hint = (
+        "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        if close
+        else f"the data's columns are: {', '.join(names[:12])}{' ...' if len(names) > 12 else ''}"
+    )
+    span = var.span
+    return DataError(
+        f"there is no column '{var.name}' in the data",
+        source=spec.lines.get(span.lineno),
+        lineno=span.lineno,
+        span=(span.start, span.end),
+        expected="the name of a column of the DataFrame",
+        hint=hint,
+    )
+
+
+def evaluate_on_sample(spec: ModelSpec, design: Design, expr: Expr) -> np.ndarray:
+    """The values of a numeric predictor expression on a design's estimation sample.
+
+    Centering is computed on that sample, exactly as when the design was built.
+    """
+    builder = _Builder(spec, design.frame.reset_index(drop=True), design.codes)
+    return builder.numeric(_rename_vars(expr, design.columns))
+
+
+def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
+    """Resolve names, drop incomplete rows, center, check levels and build X, Z, y.
+
+    Parameters
+    ----------
+    spec
+        The parsed equations (:func:`mlmwrap.language.equations.parse_equations`).
+    data
+        One row per level-1 unit. Not modified.
+    cluster
+        The column identifying the level-2 units.
+
+    Returns
+    -------
+    Design
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(
+            f"data must be a pandas DataFrame, not {type(data).__name__}",
+            hint="e.g. data=pd.read_csv('file.csv')",
+        )
+    if cluster not in data.columns:
+        close = difflib.get_close_matches(str(cluster), [str(c) for c in data.columns], n=3)
+        raise DataError(
+            f"the cluster column '{cluster}' is not in the data",
+            expected="the name of the column that identifies the clusters (level-2 units)",
+            hint=("did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else None,
+        )
+
+    # Resolve every variable name to a data column, pointing at the first bad one.
+    mapping: dict[str, str] = {}
+    for expr in _all_expressions(spec):
+        for var in expr.variables():
+            if var.name in mapping:
+                continue
+            resolved = resolve_name(var.name, data.columns)
+            if resolved is None:
+                raise _column_error(spec, var, data.columns)
+            mapping[var.name] = resolved
+
+    used_columns = list(dict.fromkeys([*mapping.values(), cluster]))
+    frame = data.loc[:, used_columns]
+    missing = frame.isna()
+    complete = ~missing.any(axis=1).to_numpy()
+    dropped_by_variable = {c: int(n) for c, n in missing.sum().items() if n}
+    clusters_total = int(frame[cluster].nunique(dropna=True))
+    frame = frame.loc[complete]
+    if len(frame) == 0:
+        raise DataError(
+            "no rows are left after dropping rows with a missing value in a model variable",
+            hint="missing values per variable: "
+            + ", ".join(f"{k}: {v}" for k, v in dropped_by_variable.items()),
+        )
+    codes, cluster_labels = pd.factorize(frame[cluster], sort=True)
+    codes = np.asarray(codes)
+    if len(cluster_labels) < 2:
+        raise DataError(
+            f"the data have only {len(cluster_labels)} cluster in '{cluster}' "
+            "after dropping incomplete rows",
+            hint="a multilevel model needs many clusters; check the cluster column",
+        )
+    # Work on a private frame whose columns carry the names as written.
+    row_index = frame.index
+    frame = frame.reset_index(drop=True)
+    builder = _Builder(spec, frame, codes)
+    resolved = {id(e): _rename_vars(e, mapping) for e in _all_expressions(spec)}
+
+    y = builder.numeric(resolved[id(spec.outcome)])
+
+    fixed_cols: list[np.ndarray] = []
+    fixed_meta: list[FixedColumn] = []
+    random_cols: list[np.ndarray] = []
+    random_labels: list[str] = []
+    random_terms: list[str] = []
+    for beta in spec.betas:
+        x_expr = resolved[id(beta.predictor)] if beta.predictor is not None else None
+        x = builder.numeric(x_expr) if x_expr is not None else np.ones(len(frame))
+        x_text = beta.predictor.text() if beta.predictor is not None else INTERCEPT
+        if beta.random:
+            random_cols.append(x)
+            random_labels.append(beta.u_label or f"u{beta.index}")
+            random_terms.append(x_text)
+        for gamma in beta.gammas:
+            for label, term, w_text, column in _gamma_columns(
+                builder, beta, gamma, resolved, x, x_text
+            ):
+                fixed_cols.append(column)
+                fixed_meta.append(
+                    FixedColumn(
+                        label=label,
+                        term=term,
+                        beta=beta.label,
+                        predictor=w_text,
+                        level1=beta.predictor.text()
+                        if beta.predictor is not None
+                        else "(intercept)",
+                    )
+                )
+
+    X = np.column_stack(fixed_cols) if fixed_cols else np.empty((len(frame), 0))
+    Z = np.column_stack(random_cols)
+    _check_finite(builder, spec, y, X)
+    _check_rank(spec, X, fixed_meta, "fixed")
+    _check_rank(
+        spec,
+        Z,
+        [FixedColumn(u, t, "", "", "") for u, t in zip(random_labels, random_terms, strict=True)],
+        "random",
+    )
+
+    sample = SampleInfo(
+        rows_total=len(data),
+        rows_used=len(frame),
+        clusters_total=clusters_total,
+        clusters_used=len(cluster_labels),
+        dropped_by_variable=dropped_by_variable,
+    )
+    return Design(
+        y=y,
+        X=X,
+        Z=Z,
+        codes=codes,
+        cluster_labels=np.asarray(cluster_labels),
+        fixed_columns=fixed_meta,
+        random_labels=random_labels,
+        random_terms=random_terms,
+        outcome=spec.outcome.text(),
+        cluster=cluster,
+        row_index=row_index,
+        sample=sample,
+        columns=mapping,
+        frame=frame.set_axis(row_index, axis=0),
+    )
+
+
+def _gamma_columns(builder: _Builder, beta: Beta, gamma: Gamma, resolved, x, x_text):
+    """Yield (label, term, predictor text, column) for one gamma; several for a categorical W."""
+    if gamma.predictor is None:
+        yield gamma.label, x_text, "(constant)", x
+        return
+    w_expr = resolved[id(gamma.predictor)]
+    w_text = gamma.predictor.text()
+    categories = builder.categorical(w_expr)
+    if categories is not None:
+        levels = category_levels(categories)
+        if len(levels) < 2:
+            raise builder.error(
+                f"'{w_text}' has a single category ({levels[0]!r}) in the estimation sample",
+                gamma.predictor,
+                hint="a predictor that does not vary cannot be estimated; remove it",
+            )
+        values = categories.to_numpy()
+        _check_level2(builder, beta, gamma, pd.factorize(categories)[0].astype(float))
+        base = w_text[2:-1] if w_text.startswith("C(") else w_text
+        for level in levels[1:]:
+            indicator = (values == level).astype(float)
+            term_w = f"{base}[{level}]"
+            term = term_w if x_text == INTERCEPT else f"{x_text}:{term_w}"
+            yield f"{gamma.label}[{level}]", term, term_w, x * indicator
+        return
+    w = builder.numeric(w_expr)
+    _check_level2(builder, beta, gamma, w)
+    term = w_text if x_text == INTERCEPT else f"{x_text}:{w_text}"
+    yield gamma.label, term, w_text, x * w
+
+
+def _check_level2(builder: _Builder, beta: Beta, gamma: Gamma, w: np.ndarray) -> None:
+    varying = varies_within(w, builder.codes)
+    if varying.any():
+        text = gamma.predictor.text()
+        n_bad, n_all = int(varying.sum()), len(varying)
+        raise builder.error(
+            f"'{text}' varies within {n_bad} of the {n_all} clusters, so it is not a "
+            f"level-2 predictor of {beta.label}",
+            gamma.predictor,
+            expected="a variable that is constant within each cluster",
+            hint=(
+                f"use its cluster mean, cmean({text}), as the level-2 predictor, or put "
+                f"{text} in the level-1 equation with a beta of its own"
+            ),
+        )
+
+
+def _check_finite(builder: _Builder, spec: ModelSpec, y: np.ndarray, X: np.ndarray) -> None:
+    if not np.all(np.isfinite(y)):
+        raise builder.error(
+            "the outcome has infinite values", spec.outcome, hint="remove or recode them"
+        )
+    if X.size and not np.all(np.isfinite(X)):
+        raise DataError("a predictor has infinite values", hint="remove or recode them")
+
+
+def _check_rank(spec: ModelSpec, M: np.ndarray, meta: list[FixedColumn], part: str) -> None:
+    """Name the first column that is a linear combination of the ones before it."""
+    if M.shape[1] == 0:
+        return
+    scale = np.sqrt((M**2).mean(axis=0))
+    if np.any(scale == 0):
+        k = int(np.flatnonzero(scale == 0)[0])
+        raise DataError(
+            f"the {part} term '{meta[k].term}' ({meta[k].label}) is zero in every row of the "
+            "estimation sample",
+            hint="a centered variable that is constant within clusters (e.g. cwc of a level-2 "
+            "variable) is all zeros; remove the term",
+        )
+    Ms = M / scale
+    # Rank from the R factor of a QR decomposition, column by column.
+    r = np.linalg.qr(Ms, mode="r")
+    diag = np.abs(np.diag(r))
+    tol = diag.max() * max(M.shape) * np.finfo(float).eps * 1e3
+    deficient = np.flatnonzero(diag <= tol)
+    if deficient.size:
+        k = int(deficient[0])
+        raise DataError(
+            f"the {part} term '{meta[k].term}' ({meta[k].label}) is a linear combination of "
+            "the terms before it, so it cannot be estimated",
+            hint="remove it, or check for a predictor that is constant or duplicates another "
+            "(e.g. cmean(x) together with the level-2 mean of x under another name)",
+        )

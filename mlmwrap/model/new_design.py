@@ -1,0 +1,331 @@
+"""The design of a fitted model evaluated on other rows: new data or the fit's own sample.
+
+The model's own expressions (``res.spec``) are evaluated with the *fit's* centering
+constants, so that ``cwc(ses)`` means the same thing on new rows as it did in the fit (see
+:mod:`mlmwrap.analysis.predict` for the rules). Used by prediction and by the per-cluster
+analyses (:func:`fit_level_columns`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from mlmwrap.errors import DataError, MLMError
+from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Var
+from mlmwrap.model.centering import cluster_means, grand_mean_centered
+from mlmwrap.model.design import TRANSFORMS, category_levels, evaluate_on_sample, is_numeric_column
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlmwrap.api.results import MLMResults
+    from mlmwrap.language.spec import Beta, Gamma
+
+__all__ = ["NewDesign", "new_design", "GammaColumn", "fit_level_columns"]
+
+
+def _unary(func: str) -> Callable[[np.ndarray], np.ndarray]:
+    if func not in TRANSFORMS:  # a function added to the language but not here yet
+        raise MLMError(f"predictions do not support {func}() yet")
+    return TRANSFORMS[func]
+
+
+# -- evaluating the model's expressions ---------------------------------------------------
+class _FitSource:
+    """The model's expressions on the estimation sample, with the fit's semantics.
+
+    Reproduces :mod:`mlmwrap.model.design` column for column; the constants it computes (cluster
+    means, grand means, categories) are what :class:`_NewSource` borrows.
+    """
+
+    def __init__(self, res: MLMResults) -> None:
+        d = res.design
+        self.spec, self.design = res.spec, d
+        self.frame = d.frame.reset_index(drop=True)
+        self.columns = d.columns
+        self.codes = d.codes
+        self.n_clusters = d.n_clusters
+        self.fit = self  # as _NewSource.fit: where the constants come from
+        self._cache: dict[str, np.ndarray] = {}
+
+    def column(self, name: str) -> pd.Series:
+        return self.frame[self.columns[name]]
+
+    def numeric(self, expr: Expr) -> np.ndarray:
+        key = expr.text()
+        if key not in self._cache:
+            self._cache[key] = self._numeric(expr)
+        return self._cache[key]
+
+    def _numeric(self, expr: Expr) -> np.ndarray:
+        # The design's own evaluator: the fit's columns exactly as the fit built them.
+        return evaluate_on_sample(self.spec, self.design, expr)
+
+    def cluster_means(self, expr: Expr) -> np.ndarray:
+        """Mean of ``expr`` in each fitted cluster, shape (J,)."""
+        return cluster_means(self.numeric(expr), self.codes, self.n_clusters)
+
+    def grand_mean(self, expr: Expr) -> float:
+        """The constant ``cgm(expr)`` subtracted in the fit."""
+        x = self.numeric(expr)
+        return float(x[0] - grand_mean_centered(x, self.codes)[0])
+
+    def categorical(self, expr: Expr) -> pd.Series | None:
+        if isinstance(expr, Call) and expr.func == "C":
+            return self.column(expr.args[0].name)
+        if isinstance(expr, Var) and not is_numeric_column(self.column(expr.name)):
+            return self.column(expr.name)
+        return None
+
+
+class _NewSource:
+    """The model's expressions on new data, centered with the fit's constants."""
+
+    def __init__(
+        self,
+        fit: _FitSource,
+        frame: pd.DataFrame,
+        fit_position: np.ndarray,
+        new_codes: np.ndarray,
+    ) -> None:
+        self.fit = fit
+        self.frame = frame
+        self.fit_position = fit_position  # cluster's position in the fit, -1 if not there
+        self.new_codes = new_codes  # cluster codes within newdata, -1 for a missing id
+
+    def column(self, name: str) -> pd.Series:
+        col = self.fit.columns[name]
+        if col not in self.frame.columns:
+            raise DataError(
+                f"newdata has no column '{col}', which the model needs",
+                expected=f"the columns the model was fitted with: {_needed(self.fit)}",
+            )
+        return self.frame[col]
+
+    def numeric(self, expr: Expr) -> np.ndarray:
+        n = len(self.frame)
+        if isinstance(expr, Var):
+            col = self.column(expr.name)
+            if not is_numeric_column(col) and col.notna().any():
+                raise DataError(
+                    f"'{col.name}' in newdata is not numeric (its values look like "
+                    f"{', '.join(repr(v) for v in pd.unique(col.dropna())[:3])})",
+                    expected="a numeric column, as in the data the model was fitted to",
+                )
+            return pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+        if isinstance(expr, Num):
+            return np.full(n, float(expr.value))
+        if isinstance(expr, Product):
+            out = np.ones(n)
+            for factor in expr.factors:
+                out = out * self.numeric(factor)
+            return out
+        if isinstance(expr, Power):
+            return self.numeric(expr.base) ** float(expr.exponent.value)
+        if isinstance(expr, Call):
+            inner = expr.args[0]
+            x = self.numeric(inner)
+            if expr.func in ("cwc", "cmean"):
+                means = self._cluster_means(inner, x)
+                return x - means if expr.func == "cwc" else means
+            if expr.func == "cgm":
+                return x - self.fit.grand_mean(inner)
+            if expr.func == "center":
+                return x - float(expr.args[1].value)
+            with np.errstate(all="ignore"):
+                out = _unary(expr.func)(x)
+            return np.where(np.isfinite(out), out, np.nan)
+        raise MLMError(f"cannot evaluate '{expr.text()}'")  # pragma: no cover
+
+    def _cluster_means(self, inner: Expr, x: np.ndarray) -> np.ndarray:
+        """Fit's cluster mean for known clusters; newdata's own mean for new ones."""
+        out = np.full(len(x), np.nan)
+        known = self.fit_position >= 0
+        out[known] = self.fit.cluster_means(inner)[self.fit_position[known]]
+        new = ~known & (self.new_codes >= 0)
+        if new.any():
+            ok = new & np.isfinite(x)
+            k = int(self.new_codes.max()) + 1
+            own = cluster_means(x[ok], self.new_codes[ok], k)
+            out[new] = own[self.new_codes[new]]
+        return out
+
+    def categorical(self, expr: Expr) -> pd.Series | None:
+        fit_series = self.fit.categorical(expr)
+        if fit_series is None:
+            return None
+        name = expr.args[0].name if isinstance(expr, Call) else expr.name
+        return self.column(name)
+
+
+def _needed(fit: _FitSource) -> str:
+    return ", ".join(dict.fromkeys(fit.columns.values()))
+
+
+@dataclass(frozen=True)
+class GammaColumn:
+    """One fixed-effect column: ``X_K * W_M`` for the gamma ``label`` of beta ``K``."""
+
+    label: str
+    beta: int  # position of the beta in spec.betas
+    w: np.ndarray  # W_M (1 for the constant gK0; an indicator for a category)
+
+
+def _terms(
+    spec, source: _FitSource | _NewSource
+) -> Iterator[tuple[int, Beta, np.ndarray, list[GammaColumn]]]:
+    """For each beta: (position, beta, X_K, its gamma columns), in the design's order."""
+    for k, beta in enumerate(spec.betas):
+        n = len(source.frame)
+        x = source.numeric(beta.predictor) if beta.predictor is not None else np.ones(n)
+        yield k, beta, x, list(_gamma_columns(source, k, beta, n))
+
+
+def _gamma_columns(source, k: int, beta: Beta, n: int) -> Iterator[GammaColumn]:
+    for gamma in beta.gammas:
+        yield from _one_gamma(source, k, gamma, n)
+
+
+def _one_gamma(source, k: int, gamma: Gamma, n: int) -> Iterator[GammaColumn]:
+    if gamma.predictor is None:
+        yield GammaColumn(gamma.label, k, np.ones(n))
+        return
+    fit_series = source.fit.categorical(gamma.predictor)  # categories are the fit's
+    if fit_series is None:
+        yield GammaColumn(gamma.label, k, source.numeric(gamma.predictor))
+        return
+    levels = category_levels(fit_series)
+    values = source.categorical(gamma.predictor)
+    arr = values.to_numpy()
+    # A category the fit never saw has no gamma: such rows are undefined (NaN), never
+    # silently put in the reference category.
+    unknown = values.notna().to_numpy() & ~values.isin(levels).to_numpy()
+    missing = values.isna().to_numpy() | unknown
+    for level in levels[1:]:
+        indicator = (arr == level).astype(float)
+        indicator[missing] = np.nan
+        yield GammaColumn(f"{gamma.label}[{level}]", k, indicator)
+
+
+# -- the design of new data ----------------------------------------------------------------
+@dataclass(frozen=True)
+class NewDesign:
+    """The fixed and random design of new rows, with where each row's cluster stands.
+
+    Attributes
+    ----------
+    X, Z : ndarray
+        Fixed-effects and random-effects columns, in the fit's order (NaN where a value
+        is missing or undefined).
+    fit_position : ndarray of int
+        Each row's cluster position in the fit (``res.design.cluster_labels``), -1 when the
+        cluster was not in the fit or its id is missing.
+    cluster_missing : ndarray of bool
+        The row's cluster id is missing (or the column is absent).
+    index : pandas.Index
+        The rows of ``newdata``.
+    """
+
+    X: np.ndarray
+    Z: np.ndarray
+    fit_position: np.ndarray
+    cluster_missing: np.ndarray
+    index: pd.Index
+
+
+def _uses_cluster_means(spec) -> bool:
+    def walk(e: Expr | None) -> bool:
+        if e is None:
+            return False
+        if isinstance(e, Call):
+            return e.func in ("cwc", "cmean") or any(walk(a) for a in e.args)
+        if isinstance(e, Product):
+            return any(walk(f) for f in e.factors)
+        if isinstance(e, Power):
+            return walk(e.base)
+        return False
+
+    return any(walk(b.predictor) or any(walk(g.predictor) for g in b.gammas) for b in spec.betas)
+
+
+def new_design(res: MLMResults, newdata: pd.DataFrame, need_cluster: bool = True) -> NewDesign:
+    """Rebuild the model's ``X`` and ``Z`` for ``newdata`` with the fit's centering constants.
+
+    Parameters
+    ----------
+    res
+        A fitted model.
+    newdata
+        Rows to predict; needs the model's predictor columns (not the outcome) and, when
+        ``need_cluster`` or the model uses ``cwc``/``cmean``, the cluster column.
+    need_cluster
+        Whether the cluster column is required (for the random part).
+
+    Returns
+    -------
+    NewDesign
+    """
+    if not isinstance(newdata, pd.DataFrame):
+        raise DataError(
+            f"newdata must be a pandas DataFrame, not {type(newdata).__name__}",
+            hint="e.g. newdata=pd.DataFrame({'school': [1224], 'ses': [0.5], ...})",
+        )
+    fit = _FitSource(res)
+    cluster = res.design.cluster
+    frame = newdata.reset_index(drop=True)
+    n = len(frame)
+    if cluster in frame.columns:
+        ids = frame[cluster]
+        fit_position = np.asarray(pd.Index(res.design.cluster_labels).get_indexer(ids))
+        cluster_missing = ids.isna().to_numpy()
+        fit_position[cluster_missing] = -1
+        new_codes = np.asarray(pd.factorize(ids)[0])
+    else:
+        if need_cluster or _uses_cluster_means(res.spec):
+            why = (
+                "the model centers within clusters (cwc/cmean)"
+                if _uses_cluster_means(res.spec)
+                else "the random part needs each row's cluster"
+            )
+            raise DataError(
+                f"newdata has no cluster column '{cluster}'; {why}",
+                hint=f"add the column '{cluster}' (a new id for a new cluster)"
+                + ("" if _uses_cluster_means(res.spec) else ", or pass random=False"),
+            )
+        fit_position = np.full(n, -1)
+        cluster_missing = np.ones(n, dtype=bool)
+        new_codes = np.full(n, -1)
+    source = _NewSource(fit, frame, fit_position, new_codes)
+
+    x_cols: list[np.ndarray] = []
+    labels: list[str] = []
+    z_cols: list[np.ndarray] = []
+    for _, beta, x, gammas in _terms(res.spec, source):
+        if beta.random:
+            z_cols.append(x)
+        for g in gammas:
+            x_cols.append(x * g.w)
+            labels.append(g.label)
+    expected = [c.label for c in res.design.fixed_columns]
+    if labels != expected:  # pragma: no cover - the two builders must agree
+        raise MLMError(f"internal error: prediction columns {labels} differ from {expected}")
+    X = np.column_stack(x_cols) if x_cols else np.empty((n, 0))
+    Z = np.column_stack(z_cols)
+    return NewDesign(X, Z, fit_position, cluster_missing, newdata.index)
+
+
+def fit_level_columns(res: MLMResults) -> tuple[np.ndarray, list[list[GammaColumn]]]:
+    """On the estimation sample: the level-1 columns ``X_K`` (one per beta, shape (n, P))
+    and each beta's gamma columns (with their ``W_M``), computed as the fit computed them."""
+    fit = _FitSource(res)
+    xs, gammas = [], []
+    for _, _, x, cols in _terms(res.spec, fit):
+        xs.append(x)
+        gammas.append(cols)
+    return np.column_stack(xs), gammas
+
+
+# -- predictions --------------------------------------------------------------------------
