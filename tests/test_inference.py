@@ -23,8 +23,8 @@ from mlmwrap.analysis.inference import (
     kenward_roger,
     satterthwaite_df,
 )
-from mlmwrap.model.deviance import unprofiled_deviance
 from mlmwrap.errors import MLMError
+from mlmwrap.model.deviance import unprofiled_deviance
 
 
 @pytest.fixture(scope="module")

@@ -167,6 +167,9 @@ def test_cov_gamma_and_model_frame(isao, hsb):
     np.testing.assert_allclose(np.sqrt(np.diag(cov)), isao.gamma["se"], rtol=1e-12)
     np.testing.assert_allclose(cov.to_numpy(), cov.to_numpy().T)
     frame = isao.model_frame
-    assert set(frame.columns) == {"mathach", "ses", "meanses", "sector", "school"}
+    # The raw columns, the derived column the formulas use, and the cluster.
+    assert set(frame.columns) == {"mathach", "ses", "meanses", "sector", "school", "cwc_ses"}
+    by_hand = hsb["ses"] - hsb.groupby("school")["ses"].transform("mean")
+    np.testing.assert_allclose(frame["cwc_ses"], by_hand, atol=1e-12)
     assert frame.index.equals(hsb.index) and isao.data is hsb
     assert isao.cluster_stats.cross.shape == (160, 9, 9)  # [X (6), Z (2), y]

@@ -179,6 +179,15 @@ class ModelSpec:
         """The reduced form's fixed part, one term per gamma, in beta order."""
         return tuple(FixedTerm(g, b.predictor, g.predictor) for b in self.betas for g in b.gammas)
 
+    @property
+    def formulas(self):
+        """The reduced form as patsy and lme4 formulas, names as written
+        (:func:`mlmwrap.language.formulas.reduced_formulas`; ``res.formulas`` has the data's
+        columns and the cluster)."""
+        from mlmwrap.language.formulas import reduced_formulas
+
+        return reduced_formulas(self)
+
     def beta(self, index: int) -> Beta:
         """The beta with index K (raises ``KeyError`` if there is none)."""
         for b in self.betas:

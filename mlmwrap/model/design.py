@@ -32,9 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import patsy
 
 from mlmwrap.errors import DataError
 from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Var
+from mlmwrap.language.formulas import Formulas, reduced_formulas
 from mlmwrap.language.spec import Beta, Gamma, ModelSpec
 from mlmwrap.model.centering import cluster_mean, grand_mean_centered, varies_within, within_cluster
 
@@ -121,7 +123,8 @@ class Design:
     row_index: pd.Index  # index labels of the rows used, from the caller's DataFrame
     sample: SampleInfo
     columns: dict[str, str]  # name as written -> data column used
-    frame: pd.DataFrame  # the model's data columns (and the cluster) on the estimation sample
+    frame: pd.DataFrame  # model, derived and cluster columns on the estimation sample
+    formulas: Formulas  # the reduced form over ``frame``'s columns
 
     @property
     def fixed_names(self) -> list[str]:
@@ -165,6 +168,7 @@ class _Builder:
         self.spec = spec
         self.frame = frame
         self.codes = codes
+        self._cache: dict[str, np.ndarray] = {}  # centering is computed once per expression
 
     def error(self, message: str, expr: Expr, expected: str | None = None, hint: str | None = None):
         span = expr.span
@@ -179,7 +183,13 @@ class _Builder:
 
     # -- evaluation --------------------------------------------------------------------
     def numeric(self, expr: Expr) -> np.ndarray:
-        """Evaluate an expression that must be numeric."""
+        """Evaluate an expression that must be numeric (the result is shared: do not modify)."""
+        key = expr.text()
+        if key not in self._cache:
+            self._cache[key] = self._numeric(expr)
+        return self._cache[key]
+
+    def _numeric(self, expr: Expr) -> np.ndarray:
         if isinstance(expr, Var):
             col = self.frame[expr.name]
             if not is_numeric_column(col):
@@ -406,39 +416,27 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
     resolved = {id(e): _rename_vars(e, mapping) for e in _all_expressions(spec)}
 
     y = builder.numeric(resolved[id(spec.outcome)])
+    formulas = reduced_formulas(
+        spec,
+        cluster,
+        columns=mapping,
+        categorical=lambda column: not is_numeric_column(frame[column]),
+    )
+    model_frame = _model_frame(builder, frame, formulas, mapping, cluster)
 
-    fixed_cols: list[np.ndarray] = []
     fixed_meta: list[FixedColumn] = []
-    random_cols: list[np.ndarray] = []
-    random_labels: list[str] = []
-    random_terms: list[str] = []
     for beta in spec.betas:
-        x_expr = resolved[id(beta.predictor)] if beta.predictor is not None else None
-        x = builder.numeric(x_expr) if x_expr is not None else np.ones(len(frame))
         x_text = beta.predictor.text() if beta.predictor is not None else INTERCEPT
-        if beta.random:
-            random_cols.append(x)
-            random_labels.append(beta.u_label or f"u{beta.index}")
-            random_terms.append(x_text)
+        if beta.predictor is not None:
+            builder.numeric(resolved[id(beta.predictor)])  # a level-1 predictor is numeric
         for gamma in beta.gammas:
-            for label, term, w_text, column in _gamma_columns(
-                builder, beta, gamma, resolved, x, x_text
-            ):
-                fixed_cols.append(column)
-                fixed_meta.append(
-                    FixedColumn(
-                        label=label,
-                        term=term,
-                        beta=beta.label,
-                        predictor=w_text,
-                        level1=beta.predictor.text()
-                        if beta.predictor is not None
-                        else "(intercept)",
-                    )
-                )
-
-    X = np.column_stack(fixed_cols) if fixed_cols else np.empty((len(frame), 0))
-    Z = np.column_stack(random_cols)
+            fixed_meta.extend(_gamma_columns(builder, beta, gamma, resolved, x_text))
+    random_labels = [b.u_label or f"u{b.index}" for b in spec.random_betas]
+    random_terms = [
+        b.predictor.text() if b.predictor is not None else INTERCEPT for b in spec.random_betas
+    ]
+    X = _patsy_columns(spec, formulas, model_frame, fixed_meta)
+    Z = _patsy_random(formulas, model_frame, random_labels)
     _check_finite(builder, spec, y, X)
     _check_rank(spec, X, fixed_meta, "fixed")
     _check_rank(
@@ -469,14 +467,93 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
         row_index=row_index,
         sample=sample,
         columns=mapping,
-        frame=frame.set_axis(row_index, axis=0),
+        frame=model_frame.set_axis(row_index, axis=0),
+        formulas=formulas,
     )
 
 
-def _gamma_columns(builder: _Builder, beta: Beta, gamma: Gamma, resolved, x, x_text):
-    """Yield (label, term, predictor text, column) for one gamma; several for a categorical W."""
+def _model_frame(
+    builder: _Builder, frame: pd.DataFrame, formulas: Formulas, mapping: dict[str, str], cluster
+) -> pd.DataFrame:
+    """The raw model columns, the derived ones (``cwc_ses``, ...) and the cluster, on the
+    estimation sample; text columns as categoricals of their present levels (the first is
+    the reference, as in the gamma labels)."""
+    out = {name: frame[name] for name in frame.columns}
+    for name in frame.columns:
+        if name != cluster and not is_numeric_column(frame[name]):
+            out[name] = pd.Categorical(frame[name], categories=category_levels(frame[name]))
+    for name, expr in formulas.derived_exprs.items():
+        out[name] = builder.numeric(_rename_vars(expr, mapping))
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _dmatrix(formulas: Formulas, rhs: str, frame: pd.DataFrame) -> tuple:
+    """patsy's design matrix of ``rhs`` on ``frame`` and its column slices per term."""
+    try:
+        matrix = patsy.dmatrix(rhs, frame, NA_action="raise", return_type="matrix")
+    except patsy.PatsyError as err:  # should not happen: the columns were checked above
+        raise DataError(
+            f"patsy could not build the design of {rhs!r}: {err}",
+            hint="please report this with the equations; the reduced form is " + formulas.fixed,
+        ) from None
+    return np.asarray(matrix, dtype=float), matrix.design_info.term_name_slices
+
+
+def _patsy_columns(
+    spec: ModelSpec, formulas: Formulas, frame: pd.DataFrame, meta: list[FixedColumn]
+) -> np.ndarray:
+    """The fixed-effects design from patsy, one column per gamma in gamma order."""
+    if not meta:
+        return np.empty((len(frame), 0))
+    matrix, slices = _dmatrix(formulas, formulas.fixed_rhs, frame)
+    by_gamma: dict[str, list[int]] = {}
+    for c in meta:
+        by_gamma.setdefault(c.label.split("[", 1)[0], []).append(0)
+    order: list[int] = []
+    seen: set[str] = set()
+    for gamma in spec.gammas:
+        term = formulas.term_of_gamma[gamma.label]
+        wanted = len(by_gamma[gamma.label])
+        cols = _term_columns(slices, term, wanted)
+        if term in seen or cols is None:  # two gammas of one term, or patsy merged them
+            k = len(order)
+            raise DataError(
+                f"the fixed term '{meta[k].term}' ({meta[k].label}) is a linear combination "
+                "of the terms before it, so it cannot be estimated",
+                hint="remove it, or check for a predictor that is constant or duplicates "
+                "another (e.g. cmean(x) together with the level-2 mean of x under another name)",
+            )
+        seen.add(term)
+        order.extend(cols)
+    return np.ascontiguousarray(matrix[:, order])
+
+
+def _term_columns(slices: dict, term: str, wanted: int) -> list[int] | None:
+    """The columns of ``term`` in patsy's matrix: all of them, or without the reference
+    category where patsy coded a categorical in full (an interaction without its main
+    effect)."""
+    name = "Intercept" if term == "1" else term
+    if name not in slices:
+        return None
+    cols = list(range(slices[name].start, slices[name].stop))
+    if len(cols) == wanted:
+        return cols
+    if len(cols) == wanted + 1:
+        return cols[1:]
+    return None
+
+
+def _patsy_random(formulas: Formulas, frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
+    matrix, slices = _dmatrix(formulas, formulas.re_rhs, frame)
+    cols = [_term_columns(slices, formulas.term_of_random[u], 1)[0] for u in labels]
+    return np.ascontiguousarray(matrix[:, cols])
+
+
+def _gamma_columns(builder: _Builder, beta: Beta, gamma: Gamma, resolved, x_text: str):
+    """Yield the FixedColumn of one gamma; several for a categorical W (checked level 2)."""
+    level1 = beta.predictor.text() if beta.predictor is not None else "(intercept)"
     if gamma.predictor is None:
-        yield gamma.label, x_text, "(constant)", x
+        yield FixedColumn(gamma.label, x_text, beta.label, "(constant)", level1)
         return
     w_expr = resolved[id(gamma.predictor)]
     w_text = gamma.predictor.text()
@@ -489,19 +566,17 @@ def _gamma_columns(builder: _Builder, beta: Beta, gamma: Gamma, resolved, x, x_t
                 gamma.predictor,
                 hint="a predictor that does not vary cannot be estimated; remove it",
             )
-        values = categories.to_numpy()
         _check_level2(builder, beta, gamma, pd.factorize(categories)[0].astype(float))
         base = w_text[2:-1] if w_text.startswith("C(") else w_text
         for level in levels[1:]:
-            indicator = (values == level).astype(float)
             term_w = f"{base}[{level}]"
             term = term_w if x_text == INTERCEPT else f"{x_text}:{term_w}"
-            yield f"{gamma.label}[{level}]", term, term_w, x * indicator
+            yield FixedColumn(f"{gamma.label}[{level}]", term, beta.label, term_w, level1)
         return
     w = builder.numeric(w_expr)
     _check_level2(builder, beta, gamma, w)
     term = w_text if x_text == INTERCEPT else f"{x_text}:{w_text}"
-    yield gamma.label, term, w_text, x * w
+    yield FixedColumn(gamma.label, term, beta.label, w_text, level1)
 
 
 def _check_level2(builder: _Builder, beta: Beta, gamma: Gamma, w: np.ndarray) -> None:
