@@ -106,13 +106,20 @@ def test_cluster_size_summary(isao, hsb):
 def test_statsmodels_view_agrees(isao):
     sm = isao.statsmodels
     assert isinstance(sm._results, MixedLMResults)
-    np.testing.assert_allclose(sm.fe_params, isao.gamma["estimate"], rtol=1e-12)
-    np.testing.assert_allclose(sm.bse_fe, isao.gamma["se"], rtol=1e-12)
+    # statsmodels' columns are patsy's, in patsy's order; design.patsy_fixed_names maps them.
+    names = isao.design.patsy_fixed_names
+    assert names == ["Intercept", "meanses", "sector", "cwc_ses", "cwc_ses:meanses",
+                     "cwc_ses:sector"]  # fmt: skip
+    assert sorted(sm.fe_params.index) == sorted(names)
+    np.testing.assert_allclose(sm.fe_params[names], isao.gamma["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(sm.bse_fe[names], isao.gamma["se"], rtol=1e-12)
+    assert sm.model.data.exog_re_names == ["school", "cwc_ses"]  # its intercept's name
     np.testing.assert_allclose(np.asarray(sm.cov_re), isao.tau.to_numpy(), rtol=1e-12)
+    assert sm.model.formula == isao.formulas.fixed
     assert sm.scale == pytest.approx(isao.sigma2)
     # statsmodels' own REML log-likelihood at the same point: lme4's REML criterion / -2.
     assert sm.llf == pytest.approx(isao.loglik, abs=1e-6)
-    assert "cwc(ses):meanses" in str(sm.summary())
+    assert "cwc_ses:meanses" in str(sm.summary())
 
 
 def test_statsmodels_refit_from_our_optimum_stays_there(isao):

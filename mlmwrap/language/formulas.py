@@ -137,8 +137,14 @@ def _is_identifier(name: str) -> bool:
 class _Writer:
     """Writes expressions as patsy and R factors, collecting the derived columns."""
 
-    def __init__(self, rename: Callable[[str], str], categorical: Callable[[Expr], bool]):
+    def __init__(
+        self,
+        rename: Callable[[str], str],
+        categorical: Callable[[Expr], bool],
+        reserved: set[str],
+    ):
         self.rename = rename
+        self.reserved = reserved  # the model's own columns: no derived column takes a name
         self.is_categorical = categorical
         self.derived: dict[str, str] = {}
         self.derived_exprs: dict[str, Expr] = {}
@@ -151,7 +157,7 @@ class _Writer:
         text = expr.text()
         if text not in self._names:
             name = derived_name(expr, self.rename)
-            taken = set(self.derived) | {self.rename(v.name) for v in expr.variables()}
+            taken = set(self.derived) | self.reserved
             while name in taken:
                 name += "_"
             self._names[text] = name
@@ -182,8 +188,14 @@ def _patsy_name(name: str) -> str:
     return name if _is_identifier(name) else f"Q({name!r})"
 
 
+_R_RESERVED = set(
+    "if else repeat while function for next break TRUE FALSE NULL Inf NaN NA in".split()
+)
+
+
 def _r_name(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", name) else f"`{name}`"
+    plain = re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", name) and name not in _R_RESERVED
+    return name if plain else f"`{name}`"
 
 
 def reduced_formulas(
@@ -213,9 +225,14 @@ def reduced_formulas(
     """
     columns = dict(columns or {})
     is_cat = categorical or (lambda name: False)
+    expressions = [spec.outcome] + [
+        e for b in spec.betas for e in (b.predictor, *(g.predictor for g in b.gammas)) if e
+    ]
+    used = {columns.get(v.name, v.name) for e in expressions for v in e.variables()}
     writer = _Writer(
         rename=lambda name: columns.get(name, name),
         categorical=lambda e: isinstance(e, Var) and is_cat(columns.get(e.name, e.name)),
+        reserved=used | ({cluster} if cluster else set()),
     )
     outcome_patsy, outcome_r = writer.term(spec.outcome)
 

@@ -125,6 +125,8 @@ class Design:
     columns: dict[str, str]  # name as written -> data column used
     frame: pd.DataFrame  # model, derived and cluster columns on the estimation sample
     formulas: Formulas  # the reduced form over ``frame``'s columns
+    patsy_fixed_names: list[str]  # patsy's name of each column of X (``C(sector)[T.1]``)
+    patsy_random_names: list[str]  # and of Z
 
     @property
     def fixed_names(self) -> list[str]:
@@ -435,8 +437,8 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
     random_terms = [
         b.predictor.text() if b.predictor is not None else INTERCEPT for b in spec.random_betas
     ]
-    X = _patsy_columns(spec, formulas, model_frame, fixed_meta)
-    Z = _patsy_random(formulas, model_frame, random_labels)
+    X, patsy_fixed = _patsy_columns(spec, formulas, model_frame, fixed_meta)
+    Z, patsy_random = _patsy_random(formulas, model_frame, random_labels)
     _check_finite(builder, spec, y, X)
     _check_rank(spec, X, fixed_meta, "fixed")
     _check_rank(
@@ -469,6 +471,8 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
         columns=mapping,
         frame=model_frame.set_axis(row_index, axis=0),
         formulas=formulas,
+        patsy_fixed_names=patsy_fixed,
+        patsy_random_names=patsy_random,
     )
 
 
@@ -496,7 +500,7 @@ def _dmatrix(formulas: Formulas, rhs: str, frame: pd.DataFrame) -> tuple:
             f"patsy could not build the design of {rhs!r}: {err}",
             hint="please report this with the equations; the reduced form is " + formulas.fixed,
         ) from None
-    return np.asarray(matrix, dtype=float), matrix.design_info.term_name_slices
+    return np.asarray(matrix, dtype=float), matrix.design_info
 
 
 def _patsy_columns(
@@ -504,8 +508,9 @@ def _patsy_columns(
 ) -> np.ndarray:
     """The fixed-effects design from patsy, one column per gamma in gamma order."""
     if not meta:
-        return np.empty((len(frame), 0))
-    matrix, slices = _dmatrix(formulas, formulas.fixed_rhs, frame)
+        return np.empty((len(frame), 0)), []
+    matrix, info = _dmatrix(formulas, formulas.fixed_rhs, frame)
+    slices = info.term_name_slices
     by_gamma: dict[str, list[int]] = {}
     for c in meta:
         by_gamma.setdefault(c.label.split("[", 1)[0], []).append(0)
@@ -525,7 +530,7 @@ def _patsy_columns(
             )
         seen.add(term)
         order.extend(cols)
-    return np.ascontiguousarray(matrix[:, order])
+    return np.ascontiguousarray(matrix[:, order]), [info.column_names[k] for k in order]
 
 
 def _term_columns(slices: dict, term: str, wanted: int) -> list[int] | None:
@@ -544,9 +549,9 @@ def _term_columns(slices: dict, term: str, wanted: int) -> list[int] | None:
 
 
 def _patsy_random(formulas: Formulas, frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
-    matrix, slices = _dmatrix(formulas, formulas.re_rhs, frame)
-    cols = [_term_columns(slices, formulas.term_of_random[u], 1)[0] for u in labels]
-    return np.ascontiguousarray(matrix[:, cols])
+    matrix, info = _dmatrix(formulas, formulas.re_rhs, frame)
+    cols = [_term_columns(info.term_name_slices, formulas.term_of_random[u], 1)[0] for u in labels]
+    return np.ascontiguousarray(matrix[:, cols]), [info.column_names[k] for k in cols]
 
 
 def _gamma_columns(builder: _Builder, beta: Beta, gamma: Gamma, resolved, x_text: str):

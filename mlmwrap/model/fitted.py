@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from mlmwrap.language.formulas import Formulas
 from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.design import INTERCEPT, Design, SampleInfo
 from mlmwrap.model.engine import ClusterStats, Optimum
@@ -144,6 +145,13 @@ class FittedModel:
     def data(self) -> pd.DataFrame | None:
         """The DataFrame the model was fitted to, as passed (not a copy; never modified)."""
         return self._data
+
+    @property
+    def formulas(self) -> Formulas:
+        """The reduced form as formulas over :attr:`model_frame`'s columns: ``fixed`` (patsy),
+        ``re_formula``, ``groups``, ``lme4`` and the ``derived`` columns they use
+        (:class:`~mlmwrap.language.formulas.Formulas`)."""
+        return self._design.formulas
 
     @property
     def model_frame(self) -> pd.DataFrame:

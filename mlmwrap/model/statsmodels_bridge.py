@@ -2,8 +2,10 @@
 
 mlmwrap finds the optimum itself (statsmodels' default optimizer stops at wrong answers on
 the workshop's own models) and then builds the statsmodels results object at exactly that
-point, so everything statsmodels offers on a fit stays available. Two choices differ from
-``MixedLM.fit``:
+point, so everything statsmodels offers on a fit stays available. The model is
+``MixedLM.from_formula`` with the reduced form's formulas (``res.formulas``) on
+``res.model_frame``, so ``res.statsmodels.model.formula`` is the reduced form and statsmodels'
+own ``predict`` and formula machinery work. Two choices differ from ``MixedLM.fit``:
 
 - the fixed effects are mlmwrap's GLS estimates at the optimum, also when tau is singular
   (``MixedLM.get_fe_params`` pseudo-inverts a singular tau and then returns wrong
@@ -28,20 +30,41 @@ from statsmodels.regression.mixed_linear_model import (
     MixedLMResultsWrapper,
 )
 
-from mlmwrap.errors import ConvergenceWarning
+from mlmwrap.errors import ConvergenceWarning, MLMError
 from mlmwrap.model.design import Design
 from mlmwrap.model.engine import Optimum
 
-__all__ = ["to_statsmodels"]
+__all__ = ["to_statsmodels", "statsmodels_model"]
+
+
+def statsmodels_model(design: Design) -> MixedLM:
+    """``MixedLM.from_formula`` with the design's formulas on its model frame."""
+    f = design.formulas
+    frame = design.frame.reset_index(drop=True)
+    return MixedLM.from_formula(f.fixed, data=frame, re_formula=f.re_formula, groups=f.groups)
+
+
+def _positions(names: list[str], wanted: list[str], what: str) -> np.ndarray:
+    """Where each of ``wanted`` sits among statsmodels' column ``names``."""
+    missing = [w for w in wanted if w not in names]
+    if missing or len(names) != len(wanted):
+        raise MLMError(
+            f"statsmodels' formula design has the {what} columns {names}, not {wanted}",
+            hint="a categorical interaction without its main effect is coded differently by "
+            "patsy; res.gamma and every mlmwrap table are unaffected",
+        )
+    return np.array([names.index(w) for w in wanted])
 
 
 def to_statsmodels(design: Design, optimum: Optimum) -> MixedLMResultsWrapper:
     """Build ``MixedLMResults`` at ``optimum`` without re-optimizing."""
-    exog = pd.DataFrame(design.X, columns=design.fixed_names)
-    exog_re = pd.DataFrame(design.Z, columns=design.random_terms)
-    endog = pd.Series(design.y, name=design.outcome)
-    groups = design.cluster_labels[design.codes]
-    model = MixedLM(endog, exog, groups=groups, exog_re=exog_re)
+    model = statsmodels_model(design)
+    fe = _positions(list(model.exog_names), design.patsy_fixed_names, "fixed")
+    # statsmodels names a random intercept after the groups column.
+    re_names = [
+        design.formulas.groups if n == "Intercept" else n for n in design.patsy_random_names
+    ]
+    re = _positions(list(model.data.exog_re_names), re_names, "random")
     # State MixedLM.fit would set before computing the Hessian.
     model.reml = optimum.reml
     model.cov_pen = None
@@ -49,11 +72,18 @@ def to_statsmodels(design: Design, optimum: Optimum) -> MixedLMResultsWrapper:
     model._freepat = None
 
     scale = optimum.sigma2
+    # mlmwrap's columns are in gamma order; statsmodels' in patsy's: permute into its order.
+    beta = np.empty(len(fe))
+    beta[fe] = optimum.beta
+    cov_beta = np.empty((len(fe), len(fe)))
+    cov_beta[np.ix_(fe, fe)] = optimum.cov_beta
     L = optimum.evaluation.L
-    params = MixedLMParams.from_components(fe_params=optimum.beta, cov_re=L @ L.T)
+    psi = np.empty((len(re), len(re)))
+    psi[np.ix_(re, re)] = L @ L.T
+    params = MixedLMParams.from_components(fe_params=beta, cov_re=psi)
     k_fe, k_re2 = model.k_fe, model.k_re2
     pcov = np.full((k_fe + k_re2, k_fe + k_re2), np.nan)
-    pcov[:k_fe, :k_fe] = optimum.cov_beta
+    pcov[:k_fe, :k_fe] = cov_beta
     pcov[:k_fe, k_fe:] = 0.0
     pcov[k_fe:, :k_fe] = 0.0
     problem = "tau is singular" if optimum.singular else None
@@ -76,11 +106,11 @@ def to_statsmodels(design: Design, optimum: Optimum) -> MixedLMResultsWrapper:
     packed = params.get_packed(use_sqrt=False, has_fe=True)
     results = MixedLMResults(model, packed, pcov / scale)
     results.params_object = params
-    results.fe_params = pd.Series(optimum.beta, index=design.fixed_names)
-    results.cov_re = optimum.tau
+    results.fe_params = pd.Series(beta, index=model.exog_names)
+    results.cov_re = psi * scale
     results.vcomp = np.array([])
     results.scale = scale
-    results.cov_re_unscaled = L @ L.T
+    results.cov_re_unscaled = psi
     results.method = "REML" if optimum.reml else "ML"
     results.converged = optimum.converged
     results.hist = None

@@ -81,6 +81,16 @@ def _header(res: MLMResults) -> list[str]:
     return lines
 
 
+def _formula_lines(res: MLMResults) -> list[str]:
+    """The reduced form as the formulas statsmodels and lme4 take (``res.formulas``)."""
+    f = res.formulas
+    return [
+        *_wrap("Mixed (formula): ", f.fixed),
+        f"                 re_formula {f.re_formula!r}, groups {f.groups!r}",
+        *_wrap("lme4:            ", f.lme4),
+    ]
+
+
 def summary_text(res: MLMResults) -> str:
     """The report :meth:`MLMResults.summary` returns."""
     spec = res.spec
@@ -90,6 +100,7 @@ def summary_text(res: MLMResults) -> str:
     for i, line in enumerate(spec.level2_text().splitlines()):
         out.append(("Level 2:   " if i == 0 else "           ") + line)
     out.extend(_wrap("Mixed:     ", spec.reduced_text()))
+    out.extend(_formula_lines(res))
     out.append("")
 
     g = res.gamma
@@ -182,7 +193,7 @@ def summary_html(res: MLMResults) -> str:
     """HTML for a notebook: header, equations, gamma table, variance components, status."""
     spec = res.spec
     reduced = _wrap("", spec.reduced_text())
-    eqs = "\n".join([spec.level1_text(), spec.level2_text(), "", *reduced])
+    eqs = "\n".join([spec.level1_text(), spec.level2_text(), "", *reduced, *_formula_lines(res)])
     parts = [
         "<div class='mlmwrap-results'>",
         "<p>" + "<br>".join(html.escape(line) for line in _header(res)) + "</p>",
