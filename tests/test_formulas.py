@@ -118,7 +118,8 @@ def test_derived_names_never_clash_with_the_models_columns(hsb):
 def test_categorical_levels_code_as_in_the_gamma_labels(hsb):
     data = hsb.assign(sector_name=hsb["sector"].map({0: "Public", 1: "Catholic"}))
     res = mlmwrap.fit(
-        "mathach = b0 + b1*cwc(ses) + e\nb0 = g00 + g01*sector_name + u0\nb1 = g10 + g11*C(sector_name)",
+        "mathach = b0 + b1*cwc(ses) + e\nb0 = g00 + g01*sector_name + u0\n"
+        "b1 = g10 + g11*C(sector_name)",
         data,
         cluster="school",
     )
