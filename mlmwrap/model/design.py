@@ -437,8 +437,9 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
     random_terms = [
         b.predictor.text() if b.predictor is not None else INTERCEPT for b in spec.random_betas
     ]
-    X, patsy_fixed = _patsy_columns(spec, formulas, model_frame, fixed_meta)
-    Z, patsy_random = _patsy_random(formulas, model_frame, random_labels)
+    X, patsy_fixed, Z, patsy_random = _design_matrices(
+        spec, formulas, model_frame, fixed_meta, random_labels
+    )
     _check_finite(builder, spec, y, X)
     _check_rank(spec, X, fixed_meta, "fixed")
     _check_rank(
@@ -491,35 +492,49 @@ def _model_frame(
     return pd.DataFrame(out, index=frame.index)
 
 
-def _dmatrix(formulas: Formulas, rhs: str, frame: pd.DataFrame) -> tuple:
-    """patsy's design matrix of ``rhs`` on ``frame`` and its column slices per term."""
+#: The rows are complete already (listwise deletion above): patsy need not look for NAs.
+_NO_NA_CHECK = patsy.NAAction(NA_types=[])
+
+
+def _design_matrices(
+    spec: ModelSpec,
+    formulas: Formulas,
+    frame: pd.DataFrame,
+    meta: list[FixedColumn],
+    random_labels: list[str],
+) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
+    """X (one column per gamma, in gamma order) and Z from one patsy design over the fixed
+    terms and the random terms, and patsy's name of each column."""
+    fixed_terms = formulas.fixed_rhs.split(" + ")
+    extra = [formulas.term_of_random[u] for u in random_labels]
+    rhs = " + ".join(fixed_terms + [t for t in extra if t not in fixed_terms and t != "0"])
+    # Plain arrays: patsy's per-column work on pandas objects costs more than the design.
+    data = {
+        name: col.array if isinstance(col.dtype, pd.CategoricalDtype) else col.to_numpy()
+        for name, col in frame.items()
+    }
+    if rhs == "1":  # the empty model: patsy cannot count rows from a dict without a column
+        data = frame
     try:
-        matrix = patsy.dmatrix(rhs, frame, NA_action="raise", return_type="matrix")
+        matrix = patsy.dmatrix(rhs, data, NA_action=_NO_NA_CHECK, return_type="matrix")
     except patsy.PatsyError as err:  # should not happen: the columns were checked above
         raise DataError(
             f"patsy could not build the design of {rhs!r}: {err}",
             hint="please report this with the equations; the reduced form is " + formulas.fixed,
         ) from None
-    return np.asarray(matrix, dtype=float), matrix.design_info
-
-
-def _patsy_columns(
-    spec: ModelSpec, formulas: Formulas, frame: pd.DataFrame, meta: list[FixedColumn]
-) -> np.ndarray:
-    """The fixed-effects design from patsy, one column per gamma in gamma order."""
-    if not meta:
-        return np.empty((len(frame), 0)), []
-    matrix, info = _dmatrix(formulas, formulas.fixed_rhs, frame)
+    info = matrix.design_info
+    matrix = np.asarray(matrix, dtype=float)
     slices = info.term_name_slices
-    by_gamma: dict[str, list[int]] = {}
+
+    wanted: dict[str, int] = {}
     for c in meta:
-        by_gamma.setdefault(c.label.split("[", 1)[0], []).append(0)
+        key = c.label.split("[", 1)[0]
+        wanted[key] = wanted.get(key, 0) + 1
     order: list[int] = []
     seen: set[str] = set()
     for gamma in spec.gammas:
         term = formulas.term_of_gamma[gamma.label]
-        wanted = len(by_gamma[gamma.label])
-        cols = _term_columns(slices, term, wanted)
+        cols = _term_columns(slices, term, wanted[gamma.label])
         if term in seen or cols is None:  # two gammas of one term, or patsy merged them
             k = len(order)
             raise DataError(
@@ -530,7 +545,11 @@ def _patsy_columns(
             )
         seen.add(term)
         order.extend(cols)
-    return np.ascontiguousarray(matrix[:, order]), [info.column_names[k] for k in order]
+    random = [_term_columns(slices, formulas.term_of_random[u], 1)[0] for u in random_labels]
+    X = np.ascontiguousarray(matrix[:, order]) if order else np.empty((len(frame), 0))
+    Z = np.ascontiguousarray(matrix[:, random])
+    names = info.column_names
+    return X, [names[k] for k in order], Z, [names[k] for k in random]
 
 
 def _term_columns(slices: dict, term: str, wanted: int) -> list[int] | None:
@@ -546,12 +565,6 @@ def _term_columns(slices: dict, term: str, wanted: int) -> list[int] | None:
     if len(cols) == wanted + 1:
         return cols[1:]
     return None
-
-
-def _patsy_random(formulas: Formulas, frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
-    matrix, info = _dmatrix(formulas, formulas.re_rhs, frame)
-    cols = [_term_columns(info.term_name_slices, formulas.term_of_random[u], 1)[0] for u in labels]
-    return np.ascontiguousarray(matrix[:, cols]), [info.column_names[k] for k in cols]
 
 
 def _gamma_columns(builder: _Builder, beta: Beta, gamma: Gamma, resolved, x_text: str):
