@@ -8,7 +8,8 @@ Each round runs every model once with each checkout, in a fresh subprocess whose
 ``PYTHONPATH`` points at that checkout, in alternating order; a run is the median of five
 calls of ``mlmwrap.fit`` in one process for the HSB models (as ``bench_hsb.py`` times them:
 no warm-up call) and one call for the large fit. The table shows the median over ``N``
-rounds and the ratio new / old. Interleaving keeps a busy machine's noise out of the ratio as far as possible.
+rounds and the ratio new / old. Interleaving keeps a busy machine's noise out of the ratio
+as far as possible; ``--cpu`` times CPU seconds instead, steadier still.
 
 The models: the eight HSB reference models (as ``bench_hsb.py`` fits them, Satterthwaite
 df) and a synthetic 1,000,000-row fit in 10,000 clusters (random intercept and slope, five
