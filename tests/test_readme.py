@@ -63,3 +63,15 @@ def test_centering_block_is_the_real_output(hsb):
 def _lines(text: str) -> str:
     """Text with trailing blanks removed from each line (the README has none)."""
     return "\n".join(line.rstrip() for line in text.splitlines())
+
+
+def test_formulas_section_is_the_real_output(demo):
+    """The doctest-style block of 'The mixed model as formulas' runs as shown."""
+    import doctest
+
+    section = README.split("## The mixed model as formulas")[1].split("\n## ")[0]
+    block = section.split("```python\n")[1].split("```")[0]
+    test = doctest.DocTestParser().get_doctest(block, {"res": demo}, "README", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries == 8
