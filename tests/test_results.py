@@ -180,3 +180,8 @@ def test_cov_gamma_and_model_frame(isao, hsb):
     np.testing.assert_allclose(frame["cwc_ses"], by_hand, atol=1e-12)
     assert frame.index.equals(hsb.index) and isao.data is hsb
     assert isao.cluster_stats.cross.shape == (160, 9, 9)  # [X (6), Z (2), y]
+
+
+def test_tau_by_level_of_a_two_level_model(isao):
+    assert list(isao.tau_by_level) == ["school"]
+    assert isao.tau_by_level["school"].equals(isao.tau)

@@ -43,6 +43,8 @@ class MLMResults(FittedModel):
         as written (``u0``, ``u1``).
     tau_corr : pandas.DataFrame
         The same as correlations (NaN where a variance is 0).
+    tau_by_level : dict
+        Cluster column -> that level's tau (for a two-level model, ``{cluster: tau}``).
     sigma2 : float
         Level-1 residual variance.
     icc : float

@@ -75,6 +75,8 @@ class FittedModel:
         corr[at_zero[:, None] | at_zero[None, :]] = np.nan
         np.fill_diagonal(corr, 1.0)
         self.tau_corr = pd.DataFrame(corr, index=labels, columns=labels)
+        #: One square tau per cluster column (level); two-level models have one.
+        self.tau_by_level = {design.cluster: self.tau}
 
         self.nobs = design.n_obs
         self.n_clusters = design.n_clusters
