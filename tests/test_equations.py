@@ -513,12 +513,12 @@ ERRORS = [
         None,
     ),
     ("<b0> = g00 + u0", SpecificationError, "no level-1 equation", None, "y = b0 + b1*x + e"),
-    (
-        "y = b0 + b1*x\nb0 = g00 + u0\nb1 = <u1>",
+    (  # b1 = u1 is a random effect with mean 0 (tests/test_tau_structures.py); b1 = 0 is not
+        "y = b0 + b1*x\nb0 = g00 + u0\nb1 = <0>",
         SpecificationError,
-        "the equation for b1 has no gamma",
+        "b1 = 0 takes its predictor out of the model",
         None,
-        "b1 = g10 + u1",
+        "write b1 = u1",
     ),
     (
         "y = b0 + b1*cwc(<b2>)\nb0 = g00 + u0\nb1 = g10",

@@ -117,6 +117,7 @@ def _check_nested(small: MLMResults, large: MLMResults, ns: str, nl: str) -> _Ne
             hint="a nested model drops terms from the larger one; list models from the smallest "
             "to the largest, or compare non-nested models by AIC/BIC (res.aic, res.bic)",
         )
+    freed = _check_covariances(small, large, ns, nl)
     n_fixed = len(dl.fixed_columns) - len(ds.fixed_columns)
     n_random = len(dl.random_labels) - len(ds.random_labels)
     if n_fixed < 0 or n_random < 0:  # pragma: no cover - rank-deficient designs only
@@ -134,10 +135,51 @@ def _check_nested(small: MLMResults, large: MLMResults, ns: str, nl: str) -> _Ne
         parts.append("gammas " + ", ".join(added_fixed))
     if added_random:
         parts.append("random " + ", ".join(added_random))
+    if freed:
+        parts.append("covariances " + ", ".join(freed))
     fixed_same = [c.term for c in ds.fixed_columns] == [c.term for c in dl.fixed_columns] and (
         np.allclose(ds.X, dl.X, rtol=1e-12, atol=0)
     )
     return _Nesting(fixed_same, n_random, "; ".join(parts) if parts else "(same model)")
+
+
+def _check_covariances(small: MLMResults, large: MLMResults, ns: str, nl: str) -> list[str]:
+    """Raise unless every covariance ``small`` estimates is free in ``large`` too; return the
+    covariances ``large`` estimates that ``small`` fixes at 0 (``cov(u0, u1) = 0``).
+
+    Random effects are matched by their columns (the same predictor); a diagonal tau is then
+    nested in the unconstrained one, with df the number of covariances fixed.
+    """
+    ds, dl = small.design, large.design
+    fixed_s, fixed_l = small.tau_fixed.to_numpy(), large.tau_fixed.to_numpy()
+    if not fixed_s.any() and not fixed_l.any():
+        return []
+    match = []
+    for k in range(ds.Z.shape[1]):
+        same = [m for m in range(dl.Z.shape[1]) if np.allclose(ds.Z[:, k], dl.Z[:, m], rtol=1e-12)]
+        if not same:
+            raise SpecificationError(
+                f"cannot tell whether '{ns}' is nested in '{nl}': the random effect "
+                f"{ds.random_labels[k]} of '{ns}' is not one of '{nl}''s random effects, and "
+                "one of the models fixes covariances at 0",
+                hint="write the random effects of both models with the same predictors",
+            )
+        match.append(same[0])
+    labels_l = dl.random_labels
+    freed = []
+    for i in range(len(match)):
+        for j in range(i):
+            a, b = match[i], match[j]
+            if fixed_l[a, b] and not fixed_s[i, j]:
+                raise SpecificationError(
+                    f"'{ns}' is not nested in '{nl}': '{nl}' fixes the covariance of "
+                    f"{labels_l[b]} and {labels_l[a]} at 0, which '{ns}' estimates",
+                    hint="a nested model fixes more covariances at 0 than the larger one, "
+                    "not fewer; list models from the smallest to the largest",
+                )
+            if fixed_s[i, j] and not fixed_l[a, b]:
+                freed.append(f"cov({labels_l[min(a, b)]}, {labels_l[max(a, b)]})")
+    return freed
 
 
 # -- the test -------------------------------------------------------------------------------
@@ -328,7 +370,9 @@ def compare(*results: MLMResults, names: Sequence[str] | None = None) -> Compari
     combination of B's fixed-effect columns and every random-effect column of A one of
     B's random-effect columns (checked numerically on the designs, so ``cgm(ses)`` and
     ``ses`` count as the same predictor next to an intercept, and ``cwc(ses)`` and ``ses``
-    do not).
+    do not), and every covariance A estimates is estimated by B too (``cov(u0, u1) = 0``
+    lines: a diagonal tau is nested in the unconstrained one, df = the covariances fixed;
+    ``b1 = u1``, a random effect with mean 0, is nested in ``b1 = g10 + u1``, df = 1).
 
     *Boundary.* When B adds one random effect to A's ``q``, the p-value is from the 50:50
     mixture of chi2(df - 1) and chi2(df) (Self & Liang 1987; Stram & Lee 1994), and

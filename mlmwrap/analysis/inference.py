@@ -50,7 +50,7 @@ from scipy import stats as sstats
 
 from mlmwrap.errors import ConvergenceWarning, MLMError
 from mlmwrap.model.deviance import unprofiled_gradient
-from mlmwrap.model.engine import ClusterStats, L_to_theta, evaluate, theta_to_L
+from mlmwrap.model.engine import ClusterStats, L_to_theta, evaluate, theta_indices, theta_to_L
 from mlmwrap.model.numdiff import hessian_from_gradient, numeric_jacobian
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -125,14 +125,14 @@ def satterthwaite_df(res: MLMResults, contrasts: np.ndarray | None = None) -> np
     q, p = stats.q, stats.p
     ev = res.optimum.evaluation
     reml = res.reml
-    varpar = np.append(L_to_theta(ev.L), np.sqrt(ev.sigma2))
+    varpar = np.append(L_to_theta(ev.L, stats.free), np.sqrt(ev.sigma2))
     Lmat = np.eye(p) if contrasts is None else np.atleast_2d(np.asarray(contrasts, float))
 
     def gradient(vp: np.ndarray) -> np.ndarray:
-        return unprofiled_gradient(stats, theta_to_L(vp[:-1], q), vp[-1], reml)
+        return unprofiled_gradient(stats, theta_to_L(vp[:-1], q, stats.free), vp[-1], reml)
 
     def cov_beta(vp: np.ndarray) -> np.ndarray:
-        A = evaluate(stats, theta_to_L(vp[:-1], q), reml).A
+        A = evaluate(stats, theta_to_L(vp[:-1], q, stats.free), reml).A
         return vp[-1] ** 2 * np.linalg.inv(A)
 
     a_var = 2.0 * _pinv_psd(hessian_from_gradient(gradient, varpar), "the Satterthwaite df")
@@ -175,11 +175,11 @@ def _kr_pieces(stats: ClusterStats, L: np.ndarray, sigma2: float, phi: np.ndarra
         stats.cluster_sizes - 2 * np.trace(BD, axis1=1, axis2=2) + np.einsum("jab,jba->j", BD, BD)
     ).sum() / sigma2**2
 
-    # The derivative matrices of tau: E_r = e_a e_b' + e_b e_a' (a > b) or e_a e_a'.
-    rows, cols = np.tril_indices(q)
-    order = np.lexsort((rows, cols))
+    # The derivative matrices of tau: E_r = e_a e_b' + e_b e_a' (a > b) or e_a e_a', for the
+    # entries of tau that are free (a block-diagonal tau has no parameter between blocks).
+    rows, cols = theta_indices(q, stats.free)
     E = np.zeros((len(rows), q, q))
-    for r, (a, b) in enumerate(zip(rows[order], cols[order], strict=True)):
+    for r, (a, b) in enumerate(zip(rows, cols, strict=True)):
         E[r, a, b] = E[r, b, a] = 1.0
     nt = len(E)
     Y = np.einsum("jpa,rab->rjpb", XSZ, E)  # X'S Z E_r, per cluster

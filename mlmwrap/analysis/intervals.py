@@ -48,7 +48,7 @@ from scipy import stats as sstats
 
 from mlmwrap.errors import BoundaryWarning, ConvergenceWarning, MLMError
 from mlmwrap.model.deviance import unprofiled_deviance
-from mlmwrap.model.engine import ClusterStats, L_to_theta, optimize, theta_to_L
+from mlmwrap.model.engine import ClusterStats, L_to_theta, optimize, theta_indices, theta_to_L
 from mlmwrap.model.numdiff import numeric_hessian
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -147,12 +147,10 @@ class _Param:
     high: float
 
 
-def _tril_mask(q: int) -> np.ndarray:
-    """Boolean (q, q) of the lower triangle; ``grad[mask]`` is in row-major order, so map
-    through theta's column-major order explicitly."""
-    rows, cols = np.tril_indices(q)
-    order = np.lexsort((rows, cols))
-    return rows[order], cols[order]
+def _tril_mask(q: int, free: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of theta's entries of ``L`` (column-major; only the free ones of a
+    block-diagonal pattern), so that ``grad[rows, cols]`` is in theta's order."""
+    return theta_indices(q, free)
 
 
 class _Profiler:
@@ -162,12 +160,13 @@ class _Profiler:
         stats = res.cluster_stats
         self.stats = stats
         self.q = stats.q
+        self.free = stats.free
         ml = optimize(stats, reml=False) if res.reml else res.optimum
         self.ml = ml
         self.dev_min = float(ml.deviance)
         self.L_hat = ml.evaluation.L
         self.sigma_hat = float(np.sqrt(ml.sigma2))
-        self.rows, self.cols = _tril_mask(self.q)
+        self.rows, self.cols = _tril_mask(self.q, self.free)
         # nuisance optima already found, per (parameter, side): warm starts for nearby values
         self._starts: dict[str, list[tuple[float, np.ndarray]]] = {}
 
@@ -207,13 +206,13 @@ class _Profiler:
             def fun0(x):
                 theta = np.zeros(len(self.rows))
                 theta[keep] = x
-                dev, gL = _profiled_ml(stats, theta_to_L(theta, q))
+                dev, gL = _profiled_ml(stats, theta_to_L(theta, q, self.free))
                 return dev, self._theta_grad(gL)[keep]
 
-            return _minimize(fun0, L_to_theta(self.L_hat)[keep])[0], None
+            return _minimize(fun0, L_to_theta(self.L_hat, self.free)[keep])[0], None
 
         def fun(x):
-            L = theta_to_L(x, q)
+            L = theta_to_L(x, q, self.free)
             nk = float(np.linalg.norm(L[k]))
             sigma = v / nk
             dev, gL, gs = _unprofiled_ml(stats, L, sigma)
@@ -224,66 +223,78 @@ class _Profiler:
         if x0 is None:
             L0 = self.L_hat.copy()
             L0[k] *= v / (self.sigma_hat * max(np.linalg.norm(L0[k]), 1e-8))
-            x0 = L_to_theta(L0)
+            x0 = L_to_theta(L0, self.free)
         return _minimize(fun, x0)
 
     def _sigma(self, v: float, x0):
         q, stats = self.q, self.stats
 
         def fun(x):
-            dev, gL, _ = _unprofiled_ml(stats, theta_to_L(x, q), v)
+            dev, gL, _ = _unprofiled_ml(stats, theta_to_L(x, q, self.free), v)
             return dev, self._theta_grad(gL)
 
         if x0 is None:
-            x0 = L_to_theta(self.L_hat) * self.sigma_hat / v
+            x0 = L_to_theta(self.L_hat, self.free) * self.sigma_hat / v
         return _minimize(fun, x0)
 
     def _cor(self, ab: tuple[int, ...], rho: float, x0):
         q, stats = self.q, self.stats
         a, b = ab
-        perm = [a, b] + [i for i in range(q) if i not in (a, b)]
-        n_free = [i for i in range(2, q)]  # rows of C with free directions (v_i in R^i)
-        c1 = np.zeros(q)
+        # The block of tau holding (a, b) is parametrized by log SDs and unit rows (row 1
+        # fixed by rho); the entries of L in the other blocks stay free as they are.
+        free = np.tril(np.ones((q, q), bool)) if self.free is None else self.free
+        block = [i for i in range(q) if free[max(i, a), min(i, a)]]
+        qb = len(block)
+        rest = ~np.isin(self.rows, block)
+        r_rows, r_cols = self.rows[rest], self.cols[rest]
+        perm = [a, b] + [i for i in block if i not in (a, b)]
+        n_free = [i for i in range(2, qb)]  # rows of C with free directions (v_i in R^i)
+        n_block = qb + sum(n_free)
+        c1 = np.zeros(qb)
         c1[0], c1[1] = rho, np.sqrt(max(0.0, 1.0 - rho * rho))
 
         def build(x):
-            ell = np.exp(x[:q])
-            C = np.zeros((q, q))
+            ell = np.exp(x[:qb])
+            C = np.zeros((qb, qb))
             C[0, 0] = 1.0
             C[1] = c1
-            pos, norms = q, {}
+            pos, norms = qb, {}
             for i in n_free:
                 w = np.append(x[pos : pos + i], 1.0)
                 pos += i
                 norms[i] = float(np.linalg.norm(w))
                 C[i, : i + 1] = w / norms[i]
             Lp = ell[:, None] * C
-            L = np.empty_like(Lp)
-            L[perm] = Lp
+            L = np.zeros((q, q))
+            L[np.ix_(perm, block)] = Lp
+            L[r_rows, r_cols] = x[n_block:]
             return L, Lp, C, ell, norms
 
         def fun(x):
             L, _, C, ell, norms = build(x)
             dev, gL = _profiled_ml(stats, L)
-            gLp = gL[perm]
+            gLp = gL[np.ix_(perm, block)]
             grad = np.empty_like(x)
-            grad[:q] = ell * np.sum(gLp * C, axis=1)
-            pos = q
+            grad[:qb] = ell * np.sum(gLp * C, axis=1)
+            pos = qb
             for i in n_free:
                 ci = C[i, : i + 1]
                 dc = ell[i] * gLp[i, : i + 1]
                 dw = (dc - (dc @ ci) * ci) / norms[i]
                 grad[pos : pos + i] = dw[:i]
                 pos += i
+            grad[n_block:] = gL[r_rows, r_cols]
             return dev, grad
 
         if x0 is None:
             lam = self.L_hat @ self.L_hat.T
             lam_p = lam[np.ix_(perm, perm)]
             sd = np.sqrt(np.clip(np.diag(lam_p), 1e-12, None))
-            R = lam_p / np.outer(sd, sd) + 1e-10 * np.eye(q)
+            R = lam_p / np.outer(sd, sd) + 1e-10 * np.eye(qb)
             Cp = np.linalg.cholesky(R / np.sqrt(np.outer(np.diag(R), np.diag(R))))
-            x0 = np.concatenate([np.log(sd)] + [Cp[i, :i] / Cp[i, i] for i in n_free])
+            x0 = np.concatenate(
+                [np.log(sd)] + [Cp[i, :i] / Cp[i, i] for i in n_free] + [self.L_hat[r_rows, r_cols]]
+            )
         return _minimize(fun, x0)
 
     def _gamma(self, k: int, value: float, x0):
@@ -291,10 +302,10 @@ class _Profiler:
         reduced = self._reduced_stats(k, value)
 
         def fun(x):
-            dev, gL = _profiled_ml(reduced, theta_to_L(x, q))
+            dev, gL = _profiled_ml(reduced, theta_to_L(x, q, self.free))
             return dev, self._theta_grad(gL)
 
-        return _minimize(fun, L_to_theta(self.L_hat) if x0 is None else x0)
+        return _minimize(fun, L_to_theta(self.L_hat, self.free) if x0 is None else x0)
 
     def _reduced_stats(self, k: int, value: float) -> ClusterStats:
         # [X_-k, Z, y - value * x_k] = [X, Z, y] T: transform the cross-products, no rows.
@@ -311,6 +322,7 @@ class _Profiler:
             p=p - 1,
             q=q,
             cluster_sizes=stats.cluster_sizes,
+            free=stats.free,
         )
 
 
@@ -321,7 +333,7 @@ def _params(res: MLMResults, gammas: bool) -> list[_Param]:
     tau = res.tau.to_numpy()
     sd = np.sqrt(np.clip(np.diag(tau), 0.0, None))
     out = []
-    rows, cols = _tril_mask(q)
+    rows, cols = _tril_mask(q, res.cluster_stats.free)  # a covariance fixed at 0: no parameter
     for a, b in zip(rows, cols, strict=True):
         if a == b:
             out.append(_Param(f"sd({labels[a]})", "sd", (a,), float(sd[a]), 0.0, np.inf))

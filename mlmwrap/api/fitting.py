@@ -15,6 +15,7 @@ from mlmwrap.language.equations import parse_equations
 from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.design import build_design
 from mlmwrap.model.engine import ClusterStats, optimize
+from mlmwrap.model.tau_pattern import tau_pattern
 
 __all__ = ["fit"]
 
@@ -95,7 +96,8 @@ def fit(
             hint='e.g. mlmwrap.fit("y = b0 + e\\nb0 = g00 + u0", data, cluster="school")',
         )
     design = build_design(spec, data, cluster)
-    stats = ClusterStats.from_arrays(design.X, design.Z, design.y, design.codes)
+    free = tau_pattern(spec, design.random_labels)
+    stats = ClusterStats.from_arrays(design.X, design.Z, design.y, design.codes, free=free)
     optimum = optimize(stats, reml=reml)
     messages = list(optimum.messages)
     if optimum.singular:

@@ -45,6 +45,9 @@ class MLMResults(FittedModel):
         The same as correlations (NaN where a variance is 0).
     tau_by_level : dict
         Cluster column -> that level's tau (for a two-level model, ``{cluster: tau}``).
+    tau_fixed : pandas.DataFrame
+        Boolean, like ``tau``: True where a covariance is fixed at 0 by a line
+        ``cov(u0, u1) = 0`` (not estimated; ``tau`` holds an exact 0 there).
     sigma2 : float
         Level-1 residual variance.
     icc : float
@@ -55,9 +58,9 @@ class MLMResults(FittedModel):
         -2 log-likelihood (ML) or the REML criterion (REML), with lme4's constants.
     loglik, aic, bic : float
         ``-deviance / 2``; ``deviance + 2k``; ``deviance + k log(n)`` with ``k`` the number
-        of parameters (gammas, tau's distinct entries, sigma2). Under REML they use the
-        REML criterion, as lme4 does: compare models that differ in their fixed part only
-        when fitted by ML.
+        of parameters (gammas, tau's distinct entries not fixed at 0, sigma2). Under REML
+        they use the REML criterion, as lme4 does: compare models that differ in their fixed
+        part only when fitted by ML.
     nobs, n_clusters : int
     cluster_sizes : dict
         ``min``, ``mean``, ``max`` rows per cluster.

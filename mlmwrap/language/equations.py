@@ -27,9 +27,10 @@ import re
 from dataclasses import dataclass
 
 from mlmwrap.errors import EquationSyntaxError, SpecificationError
-from mlmwrap.language.expr import Expr, Num, Product, Span, Var, product
-from mlmwrap.language.spec import Beta, Gamma, ModelSpec
+from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Span, Var, product
+from mlmwrap.language.spec import Beta, Gamma, ModelSpec, covariance_blocks
 from mlmwrap.language.syntax import (
+    COV,
     Coefficient,
     Equation,
     Token,
@@ -119,7 +120,28 @@ def _single_coefficient(eq: Equation, t: _Term, what: str) -> tuple[Var, Coeffic
     return t.coefs[0]
 
 
+def _cov_call(e: Expr) -> Call | None:
+    """A ``cov(...)`` call anywhere inside ``e``."""
+    if isinstance(e, Call):
+        if e.func == COV:
+            return e
+        return next((c for a in e.args if (c := _cov_call(a)) is not None), None)
+    if isinstance(e, Product):
+        return next((c for f in e.factors if (c := _cov_call(f)) is not None), None)
+    if isinstance(e, Power):
+        return _cov_call(e.base)
+    return None
+
+
 def _check_predictor(eq: Equation, e: Expr) -> None:
+    if (cov := _cov_call(e)) is not None:
+        raise _spec_error(
+            eq,
+            cov.span,
+            f"'{cov.text()}' is not a predictor",
+            expected="a variable or a function of variables",
+            hint="a covariance is fixed on a line of its own: cov(u0, u1) = 0",
+        )
     for v in e.variables():
         c = classify_name(v.name)
         if c is not None:
@@ -354,7 +376,13 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
     u: Var | None = None
     seen: dict[int, Var] = {}
     predictors: set[Expr] = set()
+    zero: Num | None = None  # '0 +': the mean of the beta is fixed at 0
     for term in eq.rhs:
+        if isinstance(term, Num) and term.value == 0:
+            if zero is not None:
+                raise _spec_error(eq, term.span, "'0' appears twice", expected="'0' once")
+            zero = term
+            continue
         t = _split_term(eq, term)
         for var, c in t.coefs:
             if c.kind == "beta":
@@ -447,16 +475,145 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
             predictors.add(t.predictor)
         seen[m] = var
         gammas.append(Gamma(label, k, m, t.predictor, var.span))
-    if not gammas:
+    constant = next((g for g in gammas if g.position == 0), None)
+    if zero is not None and constant is not None:
+        raise _spec_error(
+            eq,
+            constant.span,
+            f"'0' fixes the mean of b{k} at 0, but {constant.label} estimates it",
+            expected=f"either '0 + u{k}' (mean 0) or '{constant.label} + u{k}' (mean estimated)",
+            hint=f"remove '0 +' or remove {constant.label}",
+        )
+    if not gammas and u is None:
         span = eq.rhs[0].span.cover(eq.rhs[-1].span)
+        if zero is not None:
+            raise _spec_error(
+                eq,
+                span,
+                f"b{k} = 0 takes its predictor out of the model",
+                expected=f"a gamma ({_gamma_label(k, 0)}) or a random effect with mean 0 (u{k})",
+                hint=f"remove b{k} from the level-1 equation, or write b{k} = u{k}",
+            )
         raise _spec_error(
             eq,
             span,
             f"the equation for b{k} has no gamma",
             expected=f"at least the constant {_gamma_label(k, 0)}",
-            hint=f"write b{k} = {_gamma_label(k, 0)}" + (f" + u{k}" if u is not None else ""),
+            hint=f"write b{k} = {_gamma_label(k, 0)} (or b{k} = u{k} for a random effect "
+            "with mean 0)",
         )
     return _Level2(eq, beta_var, k, gammas, u)
+
+
+@dataclass
+class _Covariance:
+    eq: Equation
+    first: tuple[Var, int]  # (as written, K of uK)
+    second: tuple[Var, int]
+
+
+def _read_cov(eq: Equation) -> _Covariance:
+    """``cov(u0, u1) = 0``: a covariance of tau fixed at zero."""
+    call = eq.lhs[0]
+    assert isinstance(call, Call)
+    expected = "cov(uK, uM) = 0 with two random effects of the model, e.g. cov(u0, u1) = 0"
+    effects: list[tuple[Var, int]] = []
+    for arg in call.args:
+        c = classify_name(arg.name) if isinstance(arg, Var) else None
+        if c is None or c.kind != "u":
+            raise _spec_error(
+                eq,
+                arg.span,
+                f"'{arg.text()}' is not a random effect",
+                expected=expected,
+                hint="a covariance is between two random effects uK of the level-2 equations",
+            )
+        effects.append((arg, int(c.digits)))
+    (va, ka), (vb, kb) = effects
+    if ka == kb:
+        raise _spec_error(
+            eq,
+            call.span,
+            f"'{call.text()}' is the variance of u{ka}, not a covariance",
+            expected=expected,
+            hint=f"to drop the random effect, remove '+ u{ka}' from the b{ka} equation",
+        )
+    if len(eq.rhs) != 1 or not isinstance(eq.rhs[0], Num) or eq.rhs[0].value != 0:
+        span = eq.rhs[0].span.cover(eq.rhs[-1].span)
+        fixed = isinstance(eq.rhs[0], Num) and len(eq.rhs) == 1
+        raise _spec_error(
+            eq,
+            span,
+            f"a covariance can only be fixed at 0, not at '{eq.rhs[-1].text()}'"
+            if fixed
+            else f"'{call.text()} = ...' must be followed by 0",
+            expected=expected,
+            hint="remove the line to estimate the covariance",
+        )
+    if len(eq.lhs) != 1:  # pragma: no cover - the caller checks
+        raise _spec_error(eq, eq.lhs[1].span, "one cov() a line", expected=expected)
+    return _Covariance(eq, (va, ka), (vb, kb)) if ka < kb else _Covariance(eq, (vb, kb), (va, ka))
+
+
+def _zero_covariances(covs: list[_Covariance], betas: list[Beta]) -> tuple[tuple[str, str], ...]:
+    """Check the ``cov`` lines against the betas; the pairs, in beta order."""
+    by_index = {b.index: b for b in betas}
+    order = {b.index: i for i, b in enumerate(betas)}
+    pairs: dict[tuple[int, int], _Covariance] = {}
+    for cov in covs:
+        for var, k in (cov.first, cov.second):
+            beta = by_index.get(k)
+            if beta is None:
+                raise _spec_error(
+                    cov.eq,
+                    var.span,
+                    f"'{var.name}' is not a random effect of the model (there is no b{k})",
+                    expected="random effects uK of the level-2 equations: "
+                    + ", ".join(str(b.u_label) for b in betas if b.random),
+                    hint="check the number",
+                )
+            if not beta.random:
+                raise _spec_error(
+                    cov.eq,
+                    var.span,
+                    f"b{k} is fixed (its equation has no u{k}), so it has no covariance",
+                    expected="random effects uK of the level-2 equations: "
+                    + ", ".join(str(b.u_label) for b in betas if b.random),
+                    hint=f"add '+ u{k}' to the b{k} equation, or remove this line",
+                )
+        key = tuple(sorted((cov.first[1], cov.second[1]), key=order.__getitem__))
+        pairs.setdefault(key, cov)  # a repeated line says the same thing again
+    labels = [str(b.u_label) for b in betas if b.random]
+    zero = tuple(
+        (f"u{a}", f"u{b}") for a, b in sorted(pairs, key=lambda p: (order[p[0]], order[p[1]]))
+    )
+    zero_set = {frozenset(p) for p in zero}
+    for block in covariance_blocks(labels, zero):
+        for i, a in enumerate(block):
+            for b in block[i + 1 :]:
+                if frozenset((a, b)) not in zero_set:
+                    continue
+                # a and b are linked through free covariances but their own one is 0
+                via = next(
+                    c
+                    for c in block
+                    if c not in (a, b)
+                    and (frozenset((a, c)) not in zero_set or frozenset((b, c)) not in zero_set)
+                )
+                ka, kb = int(a[1:]), int(b[1:])
+                cov = pairs[tuple(sorted((ka, kb), key=order.__getitem__))]
+                raise _spec_error(
+                    cov.eq,
+                    cov.eq.lhs[0].span,
+                    f"cov({a}, {b}) = 0 leaves a tau that is not block-diagonal: {a} and {b} "
+                    f"are still tied through their free covariances with {via}",
+                    expected="cov lines that split the random effects into groups, every "
+                    "covariance between two groups fixed at 0 and every one within a group "
+                    "free (a diagonal tau, or blocks such as (u0, u1) and (u2))",
+                    hint=f"fix the covariances of {via} with {a} or with {b} at 0 too, or "
+                    "remove this line",
+                )
+    return zero
 
 
 def parse_equations(text: str) -> ModelSpec:
@@ -467,8 +624,10 @@ def parse_equations(text: str) -> ModelSpec:
     text
         One equation a line: the level-1 equation ``OUTCOME = b0 + b1*X1 + ... + e`` and
         one level-2 equation ``bK = gK0 + gK1*W1 + ... + uK`` for each beta (``uK`` makes
-        the beta random). Blank lines and ``#`` comments are ignored. Greek letters and
-        cluster subscripts (``β1j``, ``γ01``, ``u0j``, ``r_ij``), words (``beta1``,
+        the beta random; ``bK = uK`` or ``bK = 0 + uK`` is a random effect with mean 0).
+        A line ``cov(u0, u1) = 0`` fixes a covariance of tau at 0; several give a
+        block-diagonal or diagonal tau. Blank lines and ``#`` comments are ignored. Greek
+        letters and cluster subscripts (``β1j``, ``γ01``, ``u0j``, ``r_ij``), words (``beta1``,
         ``gamma01``) and juxtaposition (``b1 x``) are read too.
 
     Returns
@@ -507,7 +666,19 @@ def parse_equations(text: str) -> ModelSpec:
         )
     level1: _Level1 | None = None
     level2: dict[int, _Level2] = {}
+    covs: list[_Covariance] = []
     for eq in equations:
+        if any(_cov_call(t) is not None for t in eq.lhs):
+            if len(eq.lhs) != 1 or not (isinstance(eq.lhs[0], Call) and eq.lhs[0].func == COV):
+                call = next(c for t in eq.lhs if (c := _cov_call(t)) is not None)
+                raise _spec_error(
+                    eq,
+                    call.span,
+                    f"'{call.text()}' must stand alone on the left of '='",
+                    expected="one covariance a line: cov(u0, u1) = 0",
+                )
+            covs.append(_read_cov(eq))
+            continue
         lhs = _lhs_beta(eq)
         if lhs is None:
             if level1 is not None:
@@ -588,11 +759,23 @@ def parse_equations(text: str) -> ModelSpec:
             hint=f"add '+ u{k}' to the b{k} equation; without a random effect "
             "the model is an ordinary regression",
         )
+    if not any(b.gammas for b in betas):
+        eq = level2[betas[0].index].eq
+        raise _spec_error(
+            eq,
+            eq.span,
+            "the model has no gamma: every beta has its mean fixed at 0",
+            expected=f"at least one gamma, e.g. b{betas[0].index} = "
+            f"{_gamma_label(betas[0].index, 0)} + u{betas[0].index}",
+            hint="a random effect with mean 0 (bK = uK) needs other terms with a gamma",
+        )
+    zero_covariances = _zero_covariances(covs, betas)
     lines = {i: line for i, line in enumerate(split_lines(text), start=1)}
     return ModelSpec(
         outcome=level1.outcome,
         betas=tuple(betas),
         residual=level1.residual,
+        zero_covariances=zero_covariances,
         source=text,
         lines=lines,
     )

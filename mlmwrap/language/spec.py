@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from mlmwrap.language.expr import NO_SPAN, Expr, Span, product
 
-__all__ = ["Gamma", "Beta", "FixedTerm", "ModelSpec"]
+__all__ = ["Gamma", "Beta", "FixedTerm", "ModelSpec", "covariance_blocks"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,34 @@ class FixedTerm:
         return "1" if e is None else e.text()
 
 
+def covariance_blocks(
+    labels: list[str], zero: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, ...], ...]:
+    """Group ``labels`` into blocks: connected by a covariance that is not fixed at 0.
+
+    Pairs naming a label not in ``labels`` are ignored. Whether each block is complete (its
+    every covariance free, so that tau is block-diagonal) is checked by the parser.
+
+    Examples
+    --------
+    >>> covariance_blocks(["u0", "u1", "u2"], (("u0", "u1"), ("u0", "u2"), ("u1", "u2")))
+    (('u0',), ('u1',), ('u2',))
+    >>> covariance_blocks(["u0", "u1", "u2"], (("u0", "u2"),))
+    (('u0', 'u1', 'u2'),)
+    """
+    zero_set = {frozenset(p) for p in zero}
+    block = {lab: i for i, lab in enumerate(labels)}
+    for i, a in enumerate(labels):  # union of free pairs; q is small
+        for b in labels[i + 1 :]:
+            if frozenset((a, b)) not in zero_set and block[a] != block[b]:
+                old, new = block[b], block[a]
+                block = {k: new if v == old else v for k, v in block.items()}
+    order: dict[int, list[str]] = {}
+    for lab in labels:
+        order.setdefault(block[lab], []).append(lab)
+    return tuple(tuple(v) for v in order.values())
+
+
 def _times(coef: str, e: Expr | None) -> str:
     return coef if e is None else f"{coef}*{e.text()}"
 
@@ -152,6 +180,9 @@ class ModelSpec:
         The level-1 coefficients in level-1 order.
     residual
         ``'e'`` or ``'r'`` as written (no subscript; ``ε`` gives ``'e'``), ``None`` if left out.
+    zero_covariances
+        The covariances fixed at 0 by ``cov(u0, u1) = 0`` lines: pairs of random-effect
+        labels, each pair and the pairs in the order of the betas. Empty: tau unstructured.
     source
         The whole equations text.
     lines
@@ -161,6 +192,7 @@ class ModelSpec:
     outcome: Expr
     betas: tuple[Beta, ...]
     residual: str | None
+    zero_covariances: tuple[tuple[str, str], ...] = ()
     source: str = field(default="", compare=False, repr=False)
     lines: dict[int, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
@@ -188,6 +220,29 @@ class ModelSpec:
 
         return reduced_formulas(self)
 
+    @property
+    def zero_mean_betas(self) -> tuple[Beta, ...]:
+        """Random betas whose mean is fixed at 0 (``b1 = u1``): no gamma, random part only."""
+        return tuple(b for b in self.betas if b.random and not b.gammas)
+
+    @property
+    def tau_blocks(self) -> tuple[tuple[str, ...], ...]:
+        """The blocks of tau: groups of random effects whose covariances are free, in the
+        order of the betas (one block when no covariance is fixed at 0).
+
+        Examples
+        --------
+        >>> from mlmwrap.language.equations import parse_equations
+        >>> spec = parse_equations(
+        ...     "y = b0 + b1*x + b2*z + e\\n b0 = g00 + u0\\n b1 = g10 + u1\\n b2 = u2\\n"
+        ...     " cov(u0, u2) = 0\\n cov(u1, u2) = 0"
+        ... )
+        >>> spec.tau_blocks
+        (('u0', 'u1'), ('u2',))
+        """
+        labels = [str(b.u_label) for b in self.random_betas]
+        return covariance_blocks(labels, self.zero_covariances)
+
     def beta(self, index: int) -> Beta:
         """The beta with index K (raises ``KeyError`` if there is none)."""
         for b in self.betas:
@@ -202,8 +257,12 @@ class ModelSpec:
         return f"{self.outcome.text()} = {' + '.join(terms)}"
 
     def level2_text(self) -> str:
-        """The level-2 equations, one a line, in level-1 order."""
-        return "\n".join(b.level2_text() for b in self.betas)
+        """The level-2 equations, one a line, in level-1 order, then the ``cov`` lines."""
+        return "\n".join([*(b.level2_text() for b in self.betas), *self.covariance_lines()])
+
+    def covariance_lines(self) -> list[str]:
+        """One ``cov(u0, u1) = 0`` line per covariance fixed at 0."""
+        return [f"cov({a}, {b}) = 0" for a, b in self.zero_covariances]
 
     def reduced_text(self) -> str:
         """The reduced (mixed) form: level 2 substituted into level 1."""

@@ -29,6 +29,7 @@ __all__ = [
     "Token",
     "Equation",
     "Coefficient",
+    "COV",
     "classify_name",
     "tokenize",
     "split_lines",
@@ -36,6 +37,11 @@ __all__ = [
 ]
 
 _MAX_DEPTH = 40
+
+#: ``cov(u0, u1) = 0``: the one call that is not a predictor function (it fixes a
+#: covariance of tau; :mod:`mlmwrap.language.equations` reads it).
+COV = "cov"
+_COV_SIGNATURE = (2, "cov(u0, u1) = 0: the covariance of two random effects fixed at 0")
 
 # --------------------------------------------------------------------------------------
 # Names of coefficients
@@ -385,7 +391,7 @@ class _Parser:
         if tok.kind == "NAME":
             self.advance()
             if self.peek().kind == "LPAREN":
-                if tok.text in FUNCTIONS:
+                if tok.text in FUNCTIONS or tok.text.lower() == COV:
                     return self.call(tok)
                 if classify_name(tok.text) is None:
                     raise self.unknown_function(tok)
@@ -471,7 +477,8 @@ class _Parser:
                 raise self.unexpected(tok, "',' or ')'")
         self.depth -= 1
         span = Span(self.lineno, name.start, close.end)
-        nargs, description = FUNCTIONS[name.text]
+        is_cov = name.text.lower() == COV
+        nargs, description = _COV_SIGNATURE if is_cov else FUNCTIONS[name.text]
         if len(args) != nargs:
             plural = "argument" if nargs == 1 else "arguments"
             raise self.error(
@@ -489,7 +496,7 @@ class _Parser:
                 expected="center(x, value) with a number, e.g. center(ses, -0.5)",
                 hint="to center at a cluster or grand mean use cwc(x) or cgm(x)",
             )
-        return Call(name.text, tuple(args), span)
+        return Call(COV if is_cov else name.text, tuple(args), span)
 
 
 def parse_tree(text: str) -> tuple[Equation, ...]:

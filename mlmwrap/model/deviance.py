@@ -39,5 +39,5 @@ def unprofiled_gradient(stats: ClusterStats, L: np.ndarray, sigma: float, reml: 
     G = ev.G_V - ev.G_r / sigma**2
     if reml:
         G = G - ev.G_A
-    d_theta = L_to_theta(np.tril(2.0 * G @ L))
+    d_theta = L_to_theta(np.tril(2.0 * G @ L), stats.free)
     return np.append(d_theta, 2.0 * nu / sigma - 2.0 * ev.r2 / sigma**3)

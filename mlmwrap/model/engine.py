@@ -48,6 +48,8 @@ __all__ = [
     "evaluate",
     "theta_to_L",
     "L_to_theta",
+    "theta_indices",
+    "block_pattern",
     "cluster_cross_products",
 ]
 
@@ -69,6 +71,10 @@ class ClusterStats:
     p, q : int
         Numbers of fixed-effect columns and random-effect columns.
     cluster_sizes : ndarray of int, shape (J,)
+    free : ndarray of bool, shape (q, q), or None
+        The entries of the relative covariance factor ``L`` that are free (lower triangle,
+        within the blocks of a block-diagonal tau); ``None``: all of the lower triangle
+        (tau unstructured). See :func:`block_pattern`.
     """
 
     cross: np.ndarray
@@ -80,6 +86,12 @@ class ClusterStats:
     xx: np.ndarray = field(init=False, repr=False)  # X'X summed over clusters
     xy: np.ndarray = field(init=False, repr=False)
     yy: float = field(init=False, repr=False)
+    free: np.ndarray | None = None
+
+    @property
+    def n_theta(self) -> int:
+        """Number of free entries of ``L`` (the variance parameters other than sigma2)."""
+        return len(theta_indices(self.q, self.free)[0])
 
     def __post_init__(self) -> None:
         p, q, cross = self.p, self.q, self.cross
@@ -94,9 +106,15 @@ class ClusterStats:
 
     @classmethod
     def from_arrays(
-        cls, X: np.ndarray, Z: np.ndarray, y: np.ndarray, groups: np.ndarray
+        cls,
+        X: np.ndarray,
+        Z: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray,
+        free: np.ndarray | None = None,
     ) -> ClusterStats:
-        """Build from row-level arrays; ``groups`` holds integer codes 0..J-1."""
+        """Build from row-level arrays; ``groups`` holds integer codes 0..J-1; ``free`` the
+        pattern of ``L`` (``None``: unstructured)."""
         X = np.asarray(X, dtype=float)
         Z = np.asarray(Z, dtype=float)
         y = np.asarray(y, dtype=float).reshape(-1, 1)
@@ -104,7 +122,9 @@ class ClusterStats:
         n_clusters = int(groups.max()) + 1 if len(groups) else 0
         cross = cluster_cross_products(np.hstack([X, Z, y]), groups, n_clusters)
         sizes = np.bincount(groups, minlength=n_clusters)
-        return cls(cross=cross, n_obs=len(y), p=X.shape[1], q=Z.shape[1], cluster_sizes=sizes)
+        return cls(
+            cross=cross, n_obs=len(y), p=X.shape[1], q=Z.shape[1], cluster_sizes=sizes, free=free
+        )
 
 
 def cluster_cross_products(W: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -184,22 +204,52 @@ class Optimum:
         return self.evaluation.sigma2 * np.linalg.inv(self.evaluation.A)
 
 
-def theta_to_L(theta: np.ndarray, q: int) -> np.ndarray:
-    """Relative covariance factor from lme4's theta (column-major lower triangle:
-    L[0,0], L[1,0], ..., L[1,1], ...)."""
-    L = np.zeros((q, q))
+def block_pattern(blocks: list[list[int]], q: int) -> np.ndarray | None:
+    """The free entries of ``L`` for a block-diagonal tau with the given blocks.
+
+    ``L[i, j]`` (``i >= j``) is free when ``i`` and ``j`` are in one block. Then
+    ``L L'`` is zero between blocks, and each block's rows and columns of ``L`` are a
+    lower-triangular (Cholesky) factor of that block: every block-diagonal tau with these
+    blocks, and only those, is reached. The blocks need not be contiguous. ``None`` for a
+    single block (the unstructured tau).
+
+    Examples
+    --------
+    >>> block_pattern([[0, 2], [1]], 3).astype(int)
+    array([[1, 0, 0],
+           [0, 1, 0],
+           [1, 0, 1]])
+    """
+    if len(blocks) <= 1:
+        return None
+    block_of = np.empty(q, dtype=int)
+    for b, members in enumerate(blocks):
+        block_of[list(members)] = b
+    return np.tril(block_of[:, None] == block_of[None, :])
+
+
+def theta_indices(q: int, free: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of ``L`` that theta holds, in lme4's column-major order."""
     rows, cols = np.tril_indices(q)
     order = np.lexsort((rows, cols))
-    L[rows[order], cols[order]] = theta
+    rows, cols = rows[order], cols[order]
+    if free is not None:
+        keep = free[rows, cols]
+        rows, cols = rows[keep], cols[keep]
+    return rows, cols
+
+
+def theta_to_L(theta: np.ndarray, q: int, free: np.ndarray | None = None) -> np.ndarray:
+    """Relative covariance factor from lme4's theta (column-major lower triangle:
+    L[0,0], L[1,0], ..., L[1,1], ...; only the ``free`` entries when a pattern is given)."""
+    L = np.zeros((q, q))
+    L[theta_indices(q, free)] = theta
     return L
 
 
-def L_to_theta(L: np.ndarray) -> np.ndarray:
-    """lme4's theta (column-major lower triangle) of a relative covariance factor."""
-    q = L.shape[0]
-    rows, cols = np.tril_indices(q)
-    order = np.lexsort((rows, cols))
-    return L[rows[order], cols[order]].copy()
+def L_to_theta(L: np.ndarray, free: np.ndarray | None = None) -> np.ndarray:
+    """lme4's theta (column-major lower triangle, the ``free`` entries) of ``L``."""
+    return L[theta_indices(L.shape[0], free)].copy()
 
 
 def evaluate(stats: ClusterStats, L: np.ndarray, reml: bool) -> Evaluation:
@@ -264,12 +314,12 @@ def _objective(theta: np.ndarray, stats: ClusterStats, reml: bool, counter: list
     try:
         # Far from the optimum r2 can underflow; such points just get an infinite deviance.
         with np.errstate(all="ignore"):
-            ev = evaluate(stats, theta_to_L(theta, stats.q), reml)
+            ev = evaluate(stats, theta_to_L(theta, stats.q, stats.free), reml)
     except np.linalg.LinAlgError:
         return np.inf, np.zeros_like(theta)
     if not np.isfinite(ev.deviance):
         return np.inf, np.zeros_like(theta)
-    return ev.deviance, L_to_theta(ev.gradient)
+    return ev.deviance, L_to_theta(ev.gradient, stats.free)
 
 
 def _numeric_hessian(theta: np.ndarray, stats: ClusterStats, reml: bool, counter) -> np.ndarray:
@@ -300,15 +350,16 @@ def _polish(theta, stats, reml, counter, gtol) -> tuple[float, np.ndarray]:
     return float(dev), theta
 
 
-def _starts(q: int) -> list[np.ndarray]:
+def _starts(q: int, free: np.ndarray | None = None) -> list[np.ndarray]:
     # lme4 starts at L = I; smaller and larger scales guard against a local optimum, and
     # no start has a zero diagonal (a zero column is a stationary point the gradient can't leave).
-    eye = L_to_theta(np.eye(q))
+    eye = L_to_theta(np.eye(q), free)
     starts = [eye, 0.3 * eye, 3.0 * eye]
     if q > 1:
         rng = np.random.default_rng(20261125)
-        jitter = L_to_theta(np.tril(rng.normal(scale=0.3, size=(q, q)), -1))
-        starts.append(eye + jitter)
+        jitter = L_to_theta(np.tril(rng.normal(scale=0.3, size=(q, q)), -1), free)
+        if np.any(jitter):  # a diagonal pattern has no off-diagonal entry to jitter
+            starts.append(eye + jitter)
     return starts
 
 
@@ -335,7 +386,7 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     q = stats.q
     counter = [0]
     found: list[tuple[float, np.ndarray]] = []
-    for theta0 in _starts(q):
+    for theta0 in _starts(q, stats.free):
         res = sopt.minimize(
             _objective,
             theta0,
@@ -361,7 +412,7 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     grad = _objective(theta, stats, reml, counter)[1]
     hessian = _numeric_hessian(theta, stats, reml, counter)
 
-    L = theta_to_L(theta, q)
+    L = theta_to_L(theta, q, stats.free)
     # Canonical sign: nonnegative diagonal (L L' is unchanged by flipping a column).
     L = L * np.where(np.diag(L) < 0, -1.0, 1.0)[None, :]
     evaluation = evaluate(stats, L, reml)

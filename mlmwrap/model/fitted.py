@@ -17,6 +17,7 @@ from mlmwrap.language.formulas import Formulas
 from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.design import INTERCEPT, Design, SampleInfo
 from mlmwrap.model.engine import ClusterStats, Optimum
+from mlmwrap.model.tau_pattern import n_tau_parameters, tau_pattern
 
 __all__ = ["FittedModel"]
 
@@ -77,6 +78,10 @@ class FittedModel:
         self.tau_corr = pd.DataFrame(corr, index=labels, columns=labels)
         #: One square tau per cluster column (level); two-level models have one.
         self.tau_by_level = {design.cluster: self.tau}
+        # cov(u0, u1) = 0 lines: which entries of tau are fixed (not estimated) at 0
+        free = tau_pattern(spec, labels)
+        fixed = np.zeros((len(labels),) * 2, bool) if free is None else ~(free | free.T)
+        self.tau_fixed = pd.DataFrame(fixed, index=labels, columns=labels)
 
         self.nobs = design.n_obs
         self.n_clusters = design.n_clusters
@@ -92,8 +97,8 @@ class FittedModel:
 
         self.deviance = float(optimum.deviance)
         self.loglik = -0.5 * self.deviance
-        q = len(labels)
-        self.n_params = len(design.fixed_columns) + q * (q + 1) // 2 + 1
+        # gammas, the free entries of tau (covariances fixed at 0 are not parameters), sigma2
+        self.n_params = len(design.fixed_columns) + n_tau_parameters(spec, labels) + 1
         self.aic = self.deviance + 2 * self.n_params
         self.bic = self.deviance + self.n_params * np.log(self.nobs)
 
@@ -140,7 +145,8 @@ class FittedModel:
         """Per-cluster cross-products of ``[X, Z, y]`` (computed on first use if needed)."""
         if self._stats is None:
             d = self._design
-            self._stats = ClusterStats.from_arrays(d.X, d.Z, d.y, d.codes)
+            free = tau_pattern(self.spec, d.random_labels)
+            self._stats = ClusterStats.from_arrays(d.X, d.Z, d.y, d.codes, free=free)
         return self._stats
 
     @property

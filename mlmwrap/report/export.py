@@ -62,6 +62,8 @@ class TableData:
         predictor, term), indexed by gamma label.
     tau, tau_corr : pandas.DataFrame
         As ``res.tau`` and ``res.tau_corr``.
+    zero_covariances : tuple of (str, str)
+        The covariances fixed at 0 by ``cov(u0, u1) = 0`` lines (empty: tau unstructured).
     random_terms : list of str
         What each random effect multiplies (``'(intercept)'``, ``'cwc(ses)'``).
     sigma2 : float
@@ -117,6 +119,7 @@ class TableData:
     level: float = 0.95
     version: str = ""
     cluster_sizes: dict[str, float] = field(default_factory=dict)
+    zero_covariances: tuple[tuple[str, str], ...] = ()
 
 
 def table_data(res: MLMResults | TableData, gamma: pd.DataFrame | None = None) -> TableData:
@@ -139,6 +142,7 @@ def table_data(res: MLMResults | TableData, gamma: pd.DataFrame | None = None) -
         gamma=gamma,
         tau=res.tau.copy(),
         tau_corr=res.tau_corr.copy(),
+        zero_covariances=tuple(res.spec.zero_covariances),
         random_terms=["(intercept)" if t == "(Intercept)" else t for t in terms],
         sigma2=float(res.sigma2),
         residual=res.spec.residual or "e",
@@ -278,9 +282,12 @@ def to_frame(res: MLMResults | TableData, gamma: pd.DataFrame | None = None) -> 
     def random_row(term: str, value: float, effect: str) -> None:
         rows.append({"part": "random", "term": term, "estimate": float(value), "effect": effect})
 
+    fixed = {frozenset(pair) for pair in d.zero_covariances}
     for i in range(len(labels)):
         for j in range(i + 1):
             effect = d.random_terms[i] if i == j else f"{d.random_terms[i]}, {d.random_terms[j]}"
+            if frozenset((labels[i], labels[j])) in fixed:
+                effect += " (fixed at 0)"
             random_row(f"tau{_pair(idx[i], idx[j])}", tau[i, j], effect)
     random_row("sigma2", d.sigma2, "(level-1 residual)")
     for i, lab in enumerate(labels):
@@ -396,6 +403,7 @@ def to_json(
             "terms": d.random_terms,
             "matrix": d.tau.to_numpy().tolist(),
             "corr": d.tau_corr.to_numpy().tolist(),
+            "zero_covariances": [list(pair) for pair in d.zero_covariances],
         },
         "sigma2": d.sigma2,
         "residual": d.residual,
@@ -491,6 +499,9 @@ def from_json(text: str) -> TableData:
             level=float(inference.get("level", 0.95)),
             version=obj.get("mlmwrap_version", ""),
             cluster_sizes=dict(obj.get("cluster_sizes", {})),
+            zero_covariances=tuple(
+                (str(a), str(b)) for a, b in obj["tau"].get("zero_covariances", [])
+            ),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise MLMError(f"mlmwrap results file is incomplete or damaged: {err!r}") from None

@@ -398,7 +398,11 @@ def _tau_text(res: MLMResults, digits: int, indent: str) -> list[str]:
             f"{indent}{tau_name} = {format_number(tau[0, 0], digits)}   "
             f"sigma2 = {format_number(res.sigma2, digits)}",
         ]
-    cells = [[format_number(tau[i, j], digits) for j in range(i + 1)] for i in range(len(labels))]
+    fixed = res.tau_fixed.to_numpy()  # cov(uK, uM) = 0: an exact, not estimated, 0
+    cells = [
+        ["0" if fixed[i, j] else format_number(tau[i, j], digits) for j in range(i + 1)]
+        for i in range(len(labels))
+    ]
     w = max([len(c) for row in cells for c in row] + [len(lab) for lab in labels]) + 2
     lw = max(len(lab) for lab in labels)
     lines = [f"({', '.join(labels)}) ~ MVN(0, T), {resid} ~ N(0, sigma2)"]
@@ -431,8 +435,11 @@ def _tau_latex_rows(res: MLMResults, digits: int) -> list[str]:
     def lower(cell) -> list[list[str]]:
         return [[cell(i, j) if j <= i else "" for j in range(q)] for i in range(q)]
 
-    symbols = _bmatrix(lower(lambda i, j: _tau_latex(labels[i], labels[j])))
-    values = _bmatrix(lower(lambda i, j: format_number(tau[i, j], digits, latex=True)))
+    fixed = res.tau_fixed.to_numpy()  # cov(uK, uM) = 0: an exact, not estimated, 0
+    symbols = _bmatrix(lower(lambda i, j: "0" if fixed[i, j] else _tau_latex(labels[i], labels[j])))
+    values = _bmatrix(
+        lower(lambda i, j: "0" if fixed[i, j] else format_number(tau[i, j], digits, latex=True))
+    )
     u_vec = _bmatrix([[_u_latex(u)] for u in labels])
     zeros = _bmatrix([["0"] for _ in labels])
     return [

@@ -125,6 +125,9 @@ def summary_text(res: MLMResults) -> str:
             f"{_num(row['se'], 8)}{df_cell} {_num(row[stat], 8, 2)} {_p(row['p']):>6}   "
             f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]"
         )
+    for beta in res.spec.zero_mean_betas:
+        what = f"slope of {beta.predictor.text()}" if beta.predictor is not None else "intercept"
+        out.append(f"  {beta.label} ({what}): mean fixed at 0 (random effect {beta.u_label} only)")
     kind = "Kenward-Roger adjusted" if res.df_method == "kenward-roger" else "model-based"
     out.append(f"  SE: {kind}; {res.inference}")
     out.append("")
@@ -145,8 +148,14 @@ def summary_text(res: MLMResults) -> str:
             f"  {label:<6} {row['term']:<{term_w}} {_num(row['variance'], 10)} {_num(row['sd'], 8)}"
         )
         if 0 < i < len(labels):
-            line += "   " + " ".join(_num(corr.iloc[i, j], 7) for j in range(i))
+            fixed = res.tau_fixed.to_numpy()
+            line += "   " + " ".join(
+                f"{'0':>7}" if fixed[i, j] else _num(corr.iloc[i, j], 7) for j in range(i)
+            )
         out.append(line)
+    if res.tau_fixed.to_numpy().any():
+        zero = ", ".join(f"({a}, {b})" for a, b in res.spec.zero_covariances)
+        out.append(f"  fixed at 0 (not estimated): the covariances of {zero}")
     out.extend(_variance_test_lines(res))
     out.append("")
     for section in (
