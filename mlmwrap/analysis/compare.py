@@ -91,9 +91,10 @@ def _check_nested(small: MLMResults, large: MLMResults, ns: str, nl: str) -> _Ne
     The check is on the designs (both already on the same rows): every fixed-effect column
     of the smaller model must be a linear combination of the larger model's fixed-effect
     columns, and every random-effect column (intercept, slope predictors) of the smaller
-    model a linear combination of the larger model's random-effect columns. As tau is
-    unstructured, the smaller model is then the larger one with some gammas and some
-    variances and covariances set to 0. The test on columns rather than names accepts
+    model a linear combination of the larger model's random-effect columns; and every
+    covariance the smaller model estimates must be free in the larger one
+    (:func:`_check_covariances`). The smaller model is then the larger one with some gammas
+    and some variances and covariances set to 0. The test on columns rather than names accepts
     the same predictor written another way (``cgm(ses)`` for ``ses`` when both have an
     intercept) and rejects a predictor that only looks alike (``cwc(ses)`` for ``ses``).
     """
