@@ -191,6 +191,16 @@ def test_against_lme4(golden, hsb_cat, key, reml):
         assert res.tau.loc["u0", "u1"] == 0.0 and res.tau_fixed.loc["u0", "u1"]
     assert res.sigma2 == pytest.approx(g["sigma2"], rel=1e-3)
     assert res.deviance == pytest.approx(g["deviance"], abs=1e-3)
+    # the lme4 formula a researcher would check the fit with: one (... | g) term per block
+    lme4 = res.formulas.lme4
+    if key != "hsb_diag":
+        assert lme4 == g["formula"]
+    else:
+        assert lme4 == "mathach ~ 1 + cwc_ses + (1 | school) + (0 + cwc_ses | school)"
+    if g["tau"]["school"]["diagonal"]:  # statsmodels' bse_re: no SE for a fixed covariance
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert res.statsmodels.bse_re.iloc[1] == 0.0
     n_params = len(fixef) + len(g["theta"]) + 1  # covariances fixed at 0 are not parameters
     assert res.n_params == n_params
     assert res.aic == pytest.approx(g["deviance"] + 2 * n_params, abs=1e-3)

@@ -60,7 +60,8 @@ class Formulas:
     groups : str or None
         The cluster column (``groups``); None when the spec is not tied to data yet.
     lme4 : str
-        The same model as an lme4 formula (``lmer(...)``), over the same columns.
+        The same model as an lme4 formula (``lmer(...)``), over the same columns; one
+        ``(... | g)`` term per block of a block-diagonal tau (``cov(u0, u1) = 0``).
     derived : dict
         Derived column name -> the expression it holds (``{'cwc_ses': 'cwc(ses)'}``), in
         the order they first appear; the model stage computes them into the model frame.
@@ -267,7 +268,20 @@ def reduced_formulas(
         random_r.insert(0, "0")
 
     groups_r = _r_name(cluster) if cluster is not None else "cluster"
-    lme4 = f"{outcome_r} ~ {' + '.join(fixed_r)} + ({' + '.join(random_r)} | {groups_r})"
+    # one (... | g) term per block of tau (cov(uK, uM) = 0 lines), as lme4 writes them
+    r_of = {
+        str(b.u_label): term
+        for b, term in zip(spec.random_betas, random_r[-len(spec.random_betas) :], strict=True)
+    }
+    bars = []
+    for block in spec.tau_blocks:
+        terms = [r_of[u] for u in block]
+        if "1" not in terms:
+            terms.insert(0, "0")
+        else:
+            terms.insert(0, terms.pop(terms.index("1")))
+        bars.append(f"({' + '.join(terms)} | {groups_r})")
+    lme4 = f"{outcome_r} ~ {' + '.join(fixed_r)} + {' + '.join(bars)}"
     return Formulas(
         fixed=f"{outcome_patsy} ~ {' + '.join(fixed_patsy)}",
         re_formula=f"~{' + '.join(random_patsy)}",

@@ -177,7 +177,7 @@ class FittedModel:
         """
         from mlmwrap.model.statsmodels_bridge import to_statsmodels
 
-        return to_statsmodels(self._design, self._optimum)
+        return to_statsmodels(self._design, self._optimum, self.tau_fixed.to_numpy())
 
     def __repr__(self) -> str:
         flags = (

@@ -44,6 +44,18 @@ def statsmodels_model(design: Design) -> MixedLM:
     return MixedLM.from_formula(f.fixed, data=frame, re_formula=f.re_formula, groups=f.groups)
 
 
+def _free_packed(k_re: int, re: np.ndarray, tau_fixed: np.ndarray | None) -> np.ndarray:
+    """Which of statsmodels' packed ``cov_re`` entries (lower triangle, row by row) are
+    free; ``re[i]`` is statsmodels' index of mlmwrap's random effect ``i``."""
+    rows, cols = np.tril_indices(k_re)
+    free = np.ones(len(rows), bool)
+    if tau_fixed is not None:
+        fixed_sm = np.zeros((k_re, k_re), bool)
+        fixed_sm[np.ix_(re, re)] = tau_fixed
+        free = ~fixed_sm[rows, cols]
+    return np.flatnonzero(free)
+
+
 def _positions(names: list[str], wanted: list[str], what: str) -> np.ndarray:
     """Where each of ``wanted`` sits among statsmodels' column ``names``."""
     missing = [w for w in wanted if w not in names]
@@ -56,8 +68,15 @@ def _positions(names: list[str], wanted: list[str], what: str) -> np.ndarray:
     return np.array([names.index(w) for w in wanted])
 
 
-def to_statsmodels(design: Design, optimum: Optimum) -> MixedLMResultsWrapper:
-    """Build ``MixedLMResults`` at ``optimum`` without re-optimizing."""
+def to_statsmodels(
+    design: Design, optimum: Optimum, tau_fixed: np.ndarray | None = None
+) -> MixedLMResultsWrapper:
+    """Build ``MixedLMResults`` at ``optimum`` without re-optimizing.
+
+    ``tau_fixed`` (boolean, like tau) marks covariances fixed at 0 (``cov(u0, u1) = 0``):
+    they are not parameters, so their rows of ``cov_params()`` are 0 and the other variance
+    parameters' covariance is the inverse of the Hessian over the free ones only.
+    """
     model = statsmodels_model(design)
     fe = _positions(list(model.exog_names), design.patsy_fixed_names, "fixed")
     # statsmodels names a random intercept after the groups column.
@@ -92,7 +111,10 @@ def to_statsmodels(design: Design, optimum: Optimum) -> MixedLMResultsWrapper:
             warnings.simplefilter("ignore")
             try:
                 hess, _ = model.hessian(params)
-                pcov[k_fe:, k_fe:] = np.linalg.inv(-hess[k_fe:, k_fe:])
+                free = _free_packed(len(re), re, tau_fixed)
+                block = np.zeros((k_re2, k_re2))
+                block[np.ix_(free, free)] = np.linalg.inv(-hess[k_fe:, k_fe:][np.ix_(free, free)])
+                pcov[k_fe:, k_fe:] = block
             except (np.linalg.LinAlgError, ValueError) as err:
                 problem = f"statsmodels' Hessian could not be inverted ({err})"
     if problem:
