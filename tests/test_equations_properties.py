@@ -271,6 +271,13 @@ def test_corrupted_models_raise_only_package_errors(text):
     check_parse(text)
 
 
+@SETTINGS
+@given(corrupted(), st.lists(st.sampled_from(["u0", "u1", "u2", "u3", "x", "0"]), max_size=4))
+def test_corrupted_cov_lines_raise_only_package_errors(text, names):
+    pairs = [names[i : i + 2] for i in range(0, len(names) - 1, 2)]
+    check_parse(text + "".join(f"\ncov({a}, {b}) = 0" for a, b in pairs))
+
+
 VOCABULARY = [
     "y",
     "=",
@@ -308,6 +315,8 @@ VOCABULARY = [
     "log",
     "C",
     "#",
+    "cov",
+    "0",
 ]
 
 

@@ -46,14 +46,27 @@ LEVEL2 = [
 def models(draw):
     preds = draw(st.lists(st.sampled_from(LEVEL1), max_size=3, unique=True))
     lines = ["mathach = b0" + "".join(f" + b{k}*{x}" for k, x in enumerate(preds, 1)) + " + e"]
-    n_random = 0
+    random_labels = []
     for k in range(len(preds) + 1):
         ws = draw(st.lists(st.sampled_from(LEVEL2), max_size=2, unique=True))
         random = draw(st.booleans()) if k else True
-        n_random += random
+        if random:
+            random_labels.append(f"u{k}")
+        if k and random and draw(st.booleans()):  # a random slope with mean 0
+            lines.append(f"b{k} = " + draw(st.sampled_from(["", "0 + "])) + f"u{k}")
+            continue
         rhs = f"g{k}0" + "".join(f" + g{k}{m}*{w}" for m, w in enumerate(ws, 1))
         lines.append(f"b{k} = {rhs}" + (f" + u{k}" if random else ""))
-    return "\n".join(lines), n_random
+    # a block-diagonal tau: every covariance between two blocks fixed at 0
+    blocks = [draw(st.integers(0, 1)) for _ in random_labels]
+    zero = [
+        (a, b)
+        for i, a in enumerate(random_labels)
+        for j, b in enumerate(random_labels[i + 1 :], i + 1)
+        if blocks[i] != blocks[j]
+    ]
+    lines += [f"cov({a}, {b}) = 0" for a, b in zero]
+    return "\n".join(lines), len(random_labels), zero
 
 
 @settings(
@@ -63,7 +76,7 @@ def models(draw):
 )
 @given(model=models(), reml=st.booleans())
 def test_any_hsb_model_fits_or_raises_an_mlmwrap_error(model, reml, hsb):
-    equations, n_random = model
+    equations, n_random, zero = model
     data = hsb.copy()
     try:
         res = mlmwrap.fit(equations, data, cluster="school", reml=reml)
@@ -73,6 +86,10 @@ def test_any_hsb_model_fits_or_raises_an_mlmwrap_error(model, reml, hsb):
     finally:
         pd.testing.assert_frame_equal(data, hsb)
     assert res.tau.shape == (n_random, n_random)
+    for a, b in zero:  # fixed at 0 exactly, and not counted as parameters
+        assert res.tau.loc[a, b] == 0.0 and res.tau_fixed.loc[a, b]
+    n_tau = n_random * (n_random + 1) // 2 - len(zero)
+    assert res.n_params == len(res.gamma) + n_tau + 1
     assert np.linalg.eigvalsh(res.tau.to_numpy()).min() >= -1e-8
     assert res.sigma2 > 0 and np.isfinite(res.deviance)
     assert res.converged, res.messages

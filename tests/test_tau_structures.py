@@ -296,3 +296,20 @@ def test_everything_downstream_works(fits, hsb):
     for name in ("fixed_table", "variance_table", "report", "to_frame"):
         assert getattr(res, name)() is not None
     assert res._repr_html_() and res._repr_latex_()
+
+
+def test_wald_intervals_of_a_fit_with_a_correlation_of_one(hsb):
+    # A random slope of a level-2 variable is not identified: tau is singular with a
+    # correlation of +-1; the Wald intervals are NaN where undefined instead of crashing
+    # (cholesky of a singular correlation matrix used to raise LinAlgError).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = mlmwrap.fit(
+            "mathach = b0 + b1*ses*female + b2*female + b3*meanses + e\nb0 = g00 + u0\n"
+            "b1 = g10 + u1\nb2 = g20 + u2\nb3 = g30 + u3",
+            hsb,
+            cluster="school",
+        )
+        assert res.singular
+        ci = res.confint(method="wald", gammas=False)
+    assert len(ci) == 4 + 6 + 1 and np.isfinite(ci["estimate"]).all()

@@ -395,7 +395,14 @@ def _wald_scale_se(res: MLMResults, params: list[_Param]) -> dict[str, float]:
                 R[p.index] = R[p.index[::-1]] = value
             else:
                 sigma = value
-        L = (sds[:, None] * np.linalg.cholesky(R)) / sigma
+        try:
+            root = np.linalg.cholesky(R)
+        except np.linalg.LinAlgError:  # a correlation of +-1 (singular fit): any square root
+            w, v = np.linalg.eigh(R)
+            if w.min() < -1e-10:
+                return np.inf  # not a correlation matrix: off the parameter space
+            root = v * np.sqrt(np.clip(w, 0.0, None))
+        L = (sds[:, None] * root) / sigma
         return unprofiled_deviance(stats, L, sigma, res.reml)
 
     idx = np.flatnonzero(free)

@@ -173,7 +173,8 @@ def combinations(pair: WithinBetweenPair) -> dict[str, dict[str, float] | None]:
         out["within"] = {w: 1.0}
     if pair.within_kind == "raw":
         # x = cwc(x) + cmean(x) + constant: cmean's gamma is the contextual effect
-        if b is not None:
+        # (not defined without x's own gamma, e.g. b1 = u1: its mean is fixed at 0)
+        if b is not None and w is not None:
             out["between"] = {w: 1.0, b: 1.0}
             out["contextual"] = {b: 1.0}
     else:
