@@ -15,7 +15,12 @@ import pytest
 from conftest import DATA, REFERENCE
 
 from mlmwrap.model.engine import ClusterStats, block_pattern, evaluate
-from mlmwrap.model.nested import NestedStats, evaluate_nested, optimize_nested
+from mlmwrap.model.nested import (
+    NestedStats,
+    deviance_and_gradient,
+    evaluate_nested,
+    optimize_nested,
+)
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +162,19 @@ def test_matches_a_dense_computation(n_random):
         ev = evaluate_nested(stats, Ls, reml)
         assert ev.deviance == pytest.approx(_dense_deviance(X, Zs, y, codes, Ls, reml), rel=1e-10)
     theta = stats.join_theta(Ls)
+    for reml in (True, False):  # the analytic gradient against central differences
+        dev, grad = deviance_and_gradient(stats, theta, reml)
+        assert dev == pytest.approx(evaluate_nested(stats, Ls, reml).deviance, rel=1e-12)
+        h = 1e-6
+        numeric = [
+            (
+                evaluate_nested(stats, stats.split_theta(theta + h * e), reml).deviance
+                - evaluate_nested(stats, stats.split_theta(theta - h * e), reml).deviance
+            )
+            / (2 * h)
+            for e in np.eye(len(theta))
+        ]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
     assert len(theta) == sum(stats.n_theta) == {1: 2, 2: 3, 3: 6}[n_random]  # 2 + 1 + 3
     for a, b in zip(stats.split_theta(theta), Ls, strict=True):
         np.testing.assert_array_equal(a, b)
