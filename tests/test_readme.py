@@ -49,7 +49,9 @@ def test_reporting_blocks_are_the_real_output(demo):
 def test_centering_block_is_the_real_output(hsb):
     section = README.split("## Centering")[1].split("## ")[0]
     icc = mlmwrap.icc(hsb, ["mathach", "ses", "minority"], cluster="school")
-    shown = icc[["n_clusters", "mean_cluster_size", "icc", "icc1_anova", "icc2_anova", "design_effect"]]
+    shown = icc[
+        ["n_clusters", "mean_cluster_size", "icc", "icc1_anova", "icc2_anova", "design_effect"]
+    ]
     assert _lines(shown.round(3).to_string()) in _lines(section)
     wb = mlmwrap.fit(
         "mathach = b0 + b1*cwc(ses) + e\nb0 = g00 + g01*cmean(ses) + u0\nb1 = g10",

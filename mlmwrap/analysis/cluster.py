@@ -42,8 +42,8 @@ school
 1288    25  0.750  1.121  13.386  2.376   3.255
 1296    48 -4.597  0.838   8.039  1.872   1.076
 >>> reliabilities(res).round(3)
-b0    0.908
-b1    0.264
+u0    0.908
+u1    0.264
 Name: reliability, dtype: float64
 """
 
@@ -98,11 +98,12 @@ def reliabilities(res: MLMResults) -> pd.Series:
     Returns
     -------
     pandas.Series
-        Indexed by the random betas' labels (``b0``, ``b1``), named ``reliability``.
+        Indexed by the random effects (``u0``, ``u1``), as ``res.tau`` and
+        ``res.variance_tests()`` are; named ``reliability``.
     """
     ols = cluster_ols(res)
     lam = cluster_reliability(res, ols)[ols.estimable]
-    labels = [b.label for b in res.spec.betas if b.random]
+    labels = list(res.design.random_labels)
     values = lam.mean(axis=0) if len(lam) else np.full(len(labels), np.nan)
     return pd.Series(values, index=pd.Index(labels), name="reliability")
 

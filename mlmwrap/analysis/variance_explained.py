@@ -603,8 +603,7 @@ def r2(res: MLMResults, null: MLMResults | None = None, refit: bool = False) -> 
         notes.append("level1 and level2 (Snijders & Bosker) need a random intercept")
     elif null is None and not refit:
         notes.append(
-            "level1 and level2 (Snijders & Bosker) need the null model: pass null=... or "
-            "refit=True"
+            "level1 and level2 (Snijders & Bosker) need the null model: pass null=... or refit=True"
         )
     elif len(res.tau) > 1 and not refit:
         notes.append(

@@ -182,8 +182,8 @@ def build_up(
     ... ]
     >>> bu = build_up(steps, mlmwrap.datasets.load_hsb(), cluster="school",
     ...               names=["null", "+cwc(ses)", "+random slope", "+meanses, sector"])
-    >>> bu.table[["method", "deviance", "chisq", "df", "p"]].round(3)
-                     method   deviance    chisq   df      p
+    >>> bu.table[["method", "deviance", "chi2", "df", "p"]].round(3)
+                     method   deviance     chi2   df      p
     model
     null                 ML  47115.810      NaN  NaN    NaN
     +cwc(ses)            ML  46720.412  395.398  1.0  0.000

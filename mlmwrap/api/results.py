@@ -213,14 +213,16 @@ class MLMResults(FittedModel):
         return corrected_effects(self)
 
     # -- comparison and variance explained (mlmwrap.compare, mlmwrap.variance_explained) --
-    def r2(self) -> pd.Series:
-        """Nakagawa & Schielzeth, Snijders & Bosker and Rights & Sterba R².
+    def r2(self, null: MLMResults | None = None, *, refit: bool = False) -> pd.Series:
+        """Nakagawa & Schielzeth (with their variance parts), Snijders & Bosker and Rights &
+        Sterba R². Nothing is refit unless asked: Snijders & Bosker's measures need ``null``
+        (the empty model) or ``refit=True``.
 
-        See :func:`mlmwrap.variance_explained.r2` for each measure and when it is defined.
+        See :func:`mlmwrap.analysis.variance_explained.r2` for each measure.
         """
         from mlmwrap.analysis.variance_explained import r2
 
-        return r2(self)
+        return r2(self, null=null, refit=refit)
 
     def variance_explained(self, reference: MLMResults) -> pd.DataFrame:
         """Raudenbush & Bryk's proportional reduction in each variance component.
@@ -231,14 +233,19 @@ class MLMResults(FittedModel):
 
         return proportional_reduction(self, reference)
 
-    def compare(self, *larger: MLMResults, names: list[str] | None = None):
+    def compare(
+        self,
+        *larger: MLMResults,
+        names: list[str] | None = None,
+        refit_ml: bool | str = "auto",
+    ):
         """Likelihood-ratio tests of this model against larger nested models.
 
-        See :func:`mlmwrap.compare`.
+        See :func:`mlmwrap.compare` (``refit_ml``: ``"auto"``, ``True`` or ``False``).
         """
         from mlmwrap.analysis.compare import compare
 
-        return compare(self, *larger, names=names)
+        return compare(self, *larger, names=names, refit_ml=refit_ml)
 
     # -- per-cluster estimates, predictions, HLM's tests, figures ----------------------------
     def cluster_coefficients(self) -> pd.DataFrame:
@@ -344,11 +351,16 @@ class MLMResults(FittedModel):
         return to_json(self, indent=indent, gamma=gamma)
 
     # -- display ------------------------------------------------------------------------
-    def summary(self) -> str:
-        """Plain-text report in the style of HLM's output."""
+    def summary(self, *, p_format: str = "apa", robust: bool = False) -> str:
+        """Plain-text report in the style of HLM's output.
+
+        ``p_format="exact"`` prints p-values below .001 exactly (``2.2e-40``) instead of
+        ``<.001``; ``robust=True`` adds CR2 cluster-robust SEs and p-values beside the
+        model-based ones (:func:`mlmwrap.report.summary.summary_text`).
+        """
         from mlmwrap.report.summary import summary_text
 
-        return summary_text(self)
+        return summary_text(self, p_format=p_format, robust=robust)
 
     def __str__(self) -> str:
         return self.summary()
