@@ -350,6 +350,46 @@ class MLMResults(FittedModel):
 
         return to_json(self, indent=indent, gamma=gamma)
 
+    # -- the maketables plug-in protocol (mlmwrap.report.maketables_plugin) ----------------
+    @property
+    def __maketables_coef_table__(self) -> pd.DataFrame:
+        from mlmwrap.report.maketables_plugin import coef_table
+
+        return coef_table(self)
+
+    def __maketables_stat__(self, key: str):
+        from mlmwrap.report.maketables_plugin import stat
+
+        return stat(self, key)
+
+    @property
+    def __maketables_depvar__(self) -> str:
+        return str(self.outcome)
+
+    @property
+    def __maketables_var_labels__(self) -> dict[str, str]:
+        from mlmwrap.report.maketables_plugin import var_labels
+
+        return var_labels(self)
+
+    @property
+    def __maketables_stat_labels__(self) -> dict[str, str]:
+        from mlmwrap.report.maketables_plugin import stat_labels
+
+        return stat_labels(self)
+
+    @property
+    def __maketables_default_stat_keys__(self) -> list[str]:
+        from mlmwrap.report.maketables_plugin import default_stat_keys
+
+        return default_stat_keys(self)
+
+    @property
+    def __maketables_vcov_info__(self) -> dict:
+        from mlmwrap.report.maketables_plugin import vcov_info
+
+        return vcov_info(self)
+
     # -- display ------------------------------------------------------------------------
     def summary(self, *, p_format: str = "apa", robust: bool = False) -> str:
         """Plain-text report in the style of HLM's output.
