@@ -23,7 +23,7 @@ Coefficient
 (Intercept)  12.636  0.244
 cwc(ses)      2.191  0.109
 >>> stat(res, "N"), stat(res, "n_clusters"), round(stat(res, "var(u0)"), 3)
-(7185, 160, 8.674)
+(7185, 160, 8.672)
 """
 
 from __future__ import annotations
