@@ -81,7 +81,32 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     },
 }
 
-__all__ = [*_LAZY, "__version__"]
+__all__ = [
+    "fit",
+    "compare",
+    "build_up",
+    "describe",
+    "variance_explained",
+    "parse_equations",
+    "datasets",
+    "MLMResults",
+    "MLMError",
+    "EquationSyntaxError",
+    "SpecificationError",
+    "DataError",
+    "ConvergenceWarning",
+    "BoundaryWarning",
+    "PredictionWarning",
+    "ReliabilityWarning",
+    "decompose",
+    "icc",
+    "within_between",
+    "plots",
+    "export",
+    "tables",
+    "latex",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import mlmwrap
-import mlmwrap.cli as cli
 from mlmwrap.cli import DEMO_EQUATIONS, main
 from mlmwrap.report.export import from_json
 

@@ -121,7 +121,10 @@ def test_maketables_etable_reads_the_fits(models):
 def test_maketables_protocol_values(models):
     m = models[3]
     coef = m.__maketables_coef_table__
-    assert list(coef.index) == [t.replace(":", " × ") for t in m.gamma["term"]] and coef.index.name == "Coefficient"
+    assert (
+        list(coef.index) == [t.replace(":", " × ") for t in m.gamma["term"]]
+        and coef.index.name == "Coefficient"
+    )
     np.testing.assert_array_equal(coef["b"], m.gamma["estimate"])
     np.testing.assert_array_equal(coef["se"], m.gamma["se"])
     assert m.__maketables_stat__("N") == 7185 and m.__maketables_stat__("n_clusters") == 160

@@ -192,10 +192,10 @@ class Comparison:
         One row per model, in the order given, indexed by model name. Columns:
         ``method`` (the deviances' criterion: ``REML`` or ``ML``), ``refit`` (True when
         the model was fit by REML and refit by ML for this table), ``deviance`` (-2 log
-        likelihood, or the REML criterion), ``loglik`` (``-deviance / 2``), ``n_params`` (gammas, distinct tau entries,
-        sigma2), ``aic``, ``bic``; then, against the previous model: ``added`` (what this
-        model adds), ``chi2`` (the likelihood-ratio statistic, the drop in deviance),
-        ``df`` (the difference in parameters), ``p``, ``p_naive`` (from chi2(df)) and
+        likelihood, or the REML criterion), ``loglik`` (``-deviance / 2``), ``n_params``
+        (gammas, distinct tau entries, sigma2), ``aic``, ``bic``; then, against the
+        previous model: ``added`` (what this model adds), ``chi2`` (the likelihood-ratio
+        statistic, the drop in deviance), ``df`` (the difference in parameters), ``p``, ``p_naive`` (from chi2(df)) and
         ``reference`` (the null distribution ``p`` is computed from; see :func:`lr_test`).
     results : tuple of MLMResults
         The fits the table was computed from (the ML refits where there were any).
@@ -391,7 +391,7 @@ def compare(
         why = "differ in their fixed parts" if not fixed_same else "were fit by different methods"
         raise SpecificationError(
             f"the models {why}, so their REML criteria cannot be compared without refitting by ML",
-            hint="use refit_ml='auto' (the default) or True, or fit them with reml=False",
+            hint="use refit_ml='auto' (the default) or refit_ml=True, or fit them with reml=False",
         )
     if refit_ml is True and any(r.reml for r in fits):
         method = "ML"

@@ -75,8 +75,9 @@ def icc(data: pd.DataFrame, variables: str | Sequence[str], cluster: str) -> pd.
             That model's between- and within-cluster variances.
         ``icc1_anova``, ``icc2_anova``
             psych::statsBy's ANOVA estimates (its ``ICC1`` and ``ICC2``; named apart from
-            the model-based ``icc`` and ``reliability`` so that neither is read as the other), from the between- and within-cluster mean
-            squares MSb and MSw and the average cluster size k:
+            the model-based ``icc`` and ``reliability`` so that neither is read as the
+            other), from the between- and within-cluster mean squares MSb and MSw and the
+            average cluster size k:
             ``ICC1 = (MSb - MSw) / (MSb + (k - 1) MSw)`` and
             ``ICC2 = (MSb - MSw) / MSb`` (= 1 - 1/F, the reliability of the cluster means
             in Bliese's sense). NaN when all cluster means are equal (MSb = 0).

@@ -263,6 +263,6 @@ def build_up(
         notes.append(
             "a negative PRV means the variance grew: sampling error, or (for tau00 after "
             "adding a level-1 predictor) variance that moved between levels; see "
-            "mlmwrap.variance_explained.proportional_reduction"
+            "mlmwrap.analysis.variance_explained.proportional_reduction"
         )
     return BuildUp(comparison, variance, tuple(fits), tuple(notes))

@@ -194,6 +194,13 @@ class MLMResults(FittedModel):
         p, CI and the gammas they come from (:func:`mlmwrap.analysis.effects.effects`)."""
         return self._effects.copy()
 
+    def effect_weights(self) -> pd.DataFrame:
+        """The effects' linear combinations of the gammas as a matrix
+        (:func:`mlmwrap.analysis.effects.effect_weights`)."""
+        from mlmwrap.analysis.effects import effect_weights
+
+        return effect_weights(self)
+
     @cached_property
     def _cluster_mean_reliability(self) -> pd.DataFrame:
         from mlmwrap.analysis.latent import cluster_mean_reliability
@@ -256,6 +263,20 @@ class MLMResults(FittedModel):
 
         return cluster_coefficients(self)
 
+    def coef(self) -> pd.DataFrame:
+        """lme4's ``coef()``: each cluster's gammas plus its EB effects, one column per
+        reduced-form term (:func:`mlmwrap.analysis.cluster.coef`)."""
+        from mlmwrap.analysis.cluster import coef
+
+        return coef(self)
+
+    def posterior_covariances(self) -> pd.DataFrame:
+        """Each cluster's posterior covariance of its EB effects, indexed (cluster, effect),
+        columns the random effects (:func:`mlmwrap.analysis.cluster.posterior_covariances`)."""
+        from mlmwrap.analysis.cluster import posterior_covariances
+
+        return posterior_covariances(self)
+
     def reliabilities(self) -> pd.Series:
         """HLM's reliability of each random coefficient
         (:func:`mlmwrap.analysis.cluster.reliabilities`)."""
@@ -282,6 +303,13 @@ class MLMResults(FittedModel):
         from mlmwrap.analysis.predict import predict
 
         return predict(self, newdata, random=random, detail=detail)
+
+    def residuals(self) -> pd.DataFrame:
+        """Fitted values and level-1 residuals of every row used, as HLM's level-1 residual
+        file (:func:`mlmwrap.analysis.residuals.residuals`)."""
+        from mlmwrap.analysis.residuals import residuals
+
+        return residuals(self)
 
     @cached_property
     def plot(self):
@@ -338,7 +366,9 @@ class MLMResults(FittedModel):
         self, format: str = "markdown", *, digits: int = 2, gamma: pd.DataFrame | None = None
     ) -> str:
         """Equations and both tables as one Markdown, LaTeX or HTML document
-        (:func:`mlmwrap.report.tables.document`)."""
+        (:func:`mlmwrap.report.tables.document`); ``"text"`` is :meth:`summary`."""
+        if format == "text":
+            return self.summary()
         from mlmwrap.report.tables import document
 
         return document(self, format, digits=digits, gamma=gamma)

@@ -26,6 +26,9 @@ __all__ = ["run", "flag_tips"]
 
 # Python arguments named in the library's tips, and the flags that say the same here.
 _FLAG_TIPS = (
+    (re.compile(r"\brefit_ml=True\b"), "--refit-ml yes"),
+    (re.compile(r"\brefit_ml=False\b"), "--refit-ml no"),
+    (re.compile(r"\brefit_ml=['\"]auto['\"]"), "--refit-ml auto"),
     (re.compile(r"\breml=False\b"), "--ml"),
     (re.compile(r"\breml=True\b"), "REML (leave out --ml)"),
     (re.compile(r"\bdf=['\"]?([\w-]+)['\"]?"), r"--df \1"),

@@ -9,8 +9,9 @@ the functions here, so mlmwrap does not import maketables.
 
 Rows are the fixed effects, indexed by their reduced-form term (``cwc(ses) × meanses`` for
 ``cwc(ses):meanses``), so that the same predictor lines up across models whatever its gamma
-label; the labels show ``g11: cwc(ses) × meanses``. The model statistics are N, the clusters J, each variance
-component (``var(u0)``, ..., ``sigma2``), the deviance, log-likelihood, AIC and BIC.
+label; the labels show ``g11: cwc(ses) × meanses``. The model statistics are N, the
+clusters J, each variance component (``var(u0)``, ..., ``sigma2``), the deviance,
+log-likelihood, AIC and BIC.
 
 Examples
 --------

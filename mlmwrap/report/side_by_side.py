@@ -196,7 +196,9 @@ def _text(rows: list[_Row], names: list[str], note: str) -> str:
         a, b = _split(text)
         return f"{a:>{left}}{b:<{right}}".rjust(width)
 
-    head = " " * label_w + "".join(f"   {nm:>{w}}" for nm, (_, _, w) in zip(names, columns))
+    head = " " * label_w + "".join(
+        f"   {nm:>{w}}" for nm, (_, _, w) in zip(names, columns, strict=True)
+    )
     lines = [head.rstrip()]
     for r in rows:
         if r.kind == "section":

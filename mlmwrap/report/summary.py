@@ -254,7 +254,6 @@ def _variance_test_lines(res: MLMResults, p_format: str = "apa") -> list[str]:
     vt = _variance_tests(res)
     if vt is None:
         return []
-    used = int(vt["clusters_used"].min())
     p_w = max([len(format_p(p, p_format)) for p in vt["p"]] + [6])
     lines = [
         "",

@@ -19,6 +19,9 @@ out$coef_isao <- list(school = sch, intercept = co[, "(Intercept)"], meanses = c
 pv <- attr(ranef(rc, condVar = TRUE)$school, "postVar")
 idx <- match(sch, levels(d$school))
 out$postvar_rc <- list(school = sch, v00 = pv[1, 1, idx], v01 = pv[1, 2, idx], v11 = pv[2, 2, idx])
+# Fitted values and level-1 residuals (HLM's level-1 residual file) of the first rows
+out$resid_rc <- list(row = 1:8, fitted = unname(fitted(rc)[1:8]), residual = unname(residuals(rc)[1:8]),
+  fixed = unname(predict(rc, re.form = NA)[1:8]))
 # Nakagawa's variance parts (insight::get_variance, as performance::r2_nakagawa uses them)
 rim <- lmer(mathach ~ cwc_ses + meanses + (1 | school), d)
 v <- get_variance(rim)
