@@ -195,8 +195,9 @@ class Comparison:
         likelihood, or the REML criterion), ``loglik`` (``-deviance / 2``), ``n_params``
         (gammas, distinct tau entries, sigma2), ``aic``, ``bic``; then, against the
         previous model: ``added`` (what this model adds), ``chi2`` (the likelihood-ratio
-        statistic, the drop in deviance), ``df`` (the difference in parameters), ``p``, ``p_naive`` (from chi2(df)) and
-        ``reference`` (the null distribution ``p`` is computed from; see :func:`lr_test`).
+        statistic, the drop in deviance), ``df`` (the difference in parameters), ``p``,
+        ``p_naive`` (from chi2(df)) and ``reference`` (the null distribution ``p`` is
+        computed from; see :func:`lr_test`).
     results : tuple of MLMResults
         The fits the table was computed from (the ML refits where there were any).
     notes : tuple of str
