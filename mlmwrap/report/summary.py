@@ -14,7 +14,7 @@ from mlmwrap.analysis.effects import effects_section
 from mlmwrap.analysis.latent import reliability_section
 from mlmwrap.analysis.shared.display import html_table
 from mlmwrap.errors import MLMError
-from mlmwrap.report.latex import equations_html
+from mlmwrap.report.mathml import equations_mathml
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
@@ -292,10 +292,12 @@ def summary_html(res: MLMResults, *, p_format: str = "apa", robust: bool = False
         "<div class='mlmwrap-results'>",
         "<p>" + "<br>".join(html.escape(line) for line in _header(res)) + "</p>",
         f"<pre>{html.escape(eqs)}</pre>",
-        # Typeset with the estimates as MathML, which browsers render without MathJax or a
-        # network; the <pre> above stays readable wherever MathML is not rendered.
-        equations_html(res),
     ]
+    # Typeset with the estimates as MathML, which browsers render without MathJax or a
+    # network; without latex2mathml only the readable <pre> above, never LaTeX source.
+    mathml = equations_mathml(res)
+    if mathml is not None:
+        parts.append(mathml)
     g = res.gamma
     rob = _robust_columns(res) if robust else None
     stat, has_df = _test_columns(g)
