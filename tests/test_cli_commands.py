@@ -215,3 +215,5 @@ def test_plot_to_png_and_pdf(files, tmp_path):
 def test_demo_still_works():
     done = run("demo")
     assert done.returncode == 0 and "46503.664" in done.stdout
+    html = run("demo", "--format", "html", "--robust").stdout
+    assert "mlmwrap-results" in html and "robust SE" in html and "$$" not in html

@@ -105,9 +105,13 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
 
 # -- subcommands ----------------------------------------------------------------------------
 def _render_fit(res: MLMResults, args: argparse.Namespace) -> str:
+    p_format = "exact" if args.exact_p else "apa"
     if args.format == "text":
-        p_format = "exact" if args.exact_p else "apa"
         return res.summary(robust=args.robust, p_format=p_format)
+    if args.format == "html":  # the notebook display: MathML equations, no MathJax needed
+        from mlmwrap.report.summary import summary_html
+
+        return summary_html(res, robust=args.robust, p_format=p_format)
     if args.format == "json":
         from mlmwrap.report.export import to_json
 
