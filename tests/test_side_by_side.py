@@ -111,6 +111,7 @@ def test_maketables_etable_reads_the_fits(models):
     df = table.df
     text = df.to_string()
     assert "g11: cwc(ses) × meanses" in text and "J (clusters: school)" in text
+    assert "var(u1): cwc(ses)" in text
     # one row per reduced-form term, whatever the gamma label
     coef_rows = [i for i in df.index if i[0] == "coef"]
     assert len(coef_rows) == 6
@@ -129,6 +130,7 @@ def test_maketables_protocol_values(models):
     np.testing.assert_array_equal(coef["se"], m.gamma["se"])
     assert m.__maketables_stat__("N") == 7185 and m.__maketables_stat__("n_clusters") == 160
     assert m.__maketables_stat__("var(u1)") == pytest.approx(m.tau.loc["u1", "u1"])
+    assert m.__maketables_stat__("var(u1): cwc(ses)") == m.__maketables_stat__("var(u1)")
     assert m.__maketables_stat__("ll") == pytest.approx(-m.deviance / 2)
     assert m.__maketables_stat__("no such statistic") is None
     assert m.__maketables_depvar__ == "mathach"

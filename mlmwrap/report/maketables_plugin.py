@@ -73,9 +73,15 @@ def coef_table(res: MLMResults) -> pd.DataFrame:
     return out
 
 
-def _variances(res: MLMResults) -> dict[str, float]:
-    vc = res.variance_components
-    out = {f"var({label})": float(v) for label, v in vc["variance"].iloc[:-1].items()}
+def _variances(res: MLMResults, *, long: bool = False) -> dict[str, float]:
+    """``var(u0)`` -> tau00, ...; with ``long`` the keys name the term too
+    (``var(u1): cwc(ses)``), so that they read well in a table whose labels come from one
+    model (maketables takes the statistics' labels from the first model only)."""
+    vc = res.variance_components.iloc[:-1]
+    out = {
+        (f"var({label}): {term}" if long else f"var({label})"): float(v)
+        for label, v, term in zip(vc.index, vc["variance"], vc["term"], strict=True)
+    }
     out["sigma2"] = float(res.sigma2)
     return out
 
@@ -100,7 +106,7 @@ def stat(res: MLMResults, key: str) -> Any:
 
         r = nakagawa_r2(res)
         return r.conditional if key == "r2_conditional" else r.marginal
-    return _variances(res).get(key)
+    return {**_variances(res), **_variances(res, long=True)}.get(key)
 
 
 def var_labels(res: MLMResults) -> dict[str, str]:
@@ -125,15 +131,12 @@ def stat_labels(res: MLMResults) -> dict[str, str]:
         "r2": "R² marginal (Nakagawa)",
         "r2_conditional": "R² conditional (Nakagawa)",
     }
-    vc = res.variance_components
-    for label, term in vc["term"].iloc[:-1].items():
-        labels[f"var({label})"] = f"var({label}): {term}"
     return labels
 
 
 def default_stat_keys(res: MLMResults) -> list[str]:
     """N, J, the variance components, deviance, AIC and BIC."""
-    return ["N", "n_clusters", *_variances(res), "deviance", "aic", "bic"]
+    return ["N", "n_clusters", *_variances(res, long=True), "deviance", "aic", "bic"]
 
 
 def vcov_info(res: MLMResults) -> dict[str, Any]:
