@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import mlmwrap
-import mlmwrap.cli as cli
 from mlmwrap.cli import DEMO_EQUATIONS, main
 from mlmwrap.report.export import from_json
 
@@ -137,14 +136,16 @@ def test_input_errors_still_exit_2_with_nothing_on_stdout(files, tmp_path, capsy
 
 
 def test_unconverged_fit_exits_1_and_says_so_in_every_format(monkeypatch, files, capsys):
-    real_fit = cli.fit
+    from mlmwrap.api import fitting
+
+    real_fit = fitting.fit
 
     def unconverged(*args, **kwargs):
         res = real_fit(*args, **kwargs)
         res.converged = False
         return res
 
-    monkeypatch.setattr(cli, "fit", unconverged)
+    monkeypatch.setattr(fitting, "fit", unconverged)
     assert run_fit(files, "--format", "json") == 1
     text = capsys.readouterr().out
     assert json.loads(text)["convergence"]["converged"] is False

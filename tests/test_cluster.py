@@ -107,9 +107,9 @@ def test_reliability_of_the_null_model_is_the_textbook_formula(hsb):
     tau = res.tau.iloc[0, 0]
     expected = tau / (tau + res.sigma2 / cc["n"])
     assert cc["b0_reliability"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-10)
-    assert reliabilities(res)["b0"] == pytest.approx(expected.mean(), rel=1e-12)
+    assert reliabilities(res)["u0"] == pytest.approx(expected.mean(), rel=1e-12)
     # Raudenbush & Bryk (2002), Table 4.2, as printed by HLM: 0.901
-    assert reliabilities(res)["b0"] == pytest.approx(0.901, abs=5e-4)
+    assert reliabilities(res)["u0"] == pytest.approx(0.901, abs=5e-4)
 
 
 def test_layout_and_the_fixed_beta_gets_its_level2_part(hsb):

@@ -51,7 +51,7 @@ def test_random_slope_reml_lrt_matches_lme4_and_uses_the_mixture(fits):
     row = cmp.table.loc["rc"]
     assert list(cmp.table["method"]) == ["REML", "REML"]
     assert not cmp.table["refit"].any()
-    assert abs(row["chisq"] - gold["chisq"]) < 1e-3
+    assert abs(row["chi2"] - gold["chisq"]) < 1e-3
     assert row["df"] == gold["df"]
     assert close_p(row["p_naive"], gold["p_naive"])
     assert close_p(row["p"], gold["p_mixture_50_50_chi1_chi2"])
@@ -67,7 +67,7 @@ def test_fixed_part_lrt_refits_by_ml_and_matches_lme4(fits):
     np.testing.assert_allclose(t["deviance"], gold["deviance_ml"], atol=1e-3, rtol=0)
     np.testing.assert_allclose(t["aic"], gold["aic"], atol=1e-3, rtol=0)
     np.testing.assert_allclose(t["bic"], gold["bic"], atol=1e-3, rtol=0)
-    assert abs(t["chisq"].iloc[1] - gold["chisq"]) < 1e-3
+    assert abs(t["chi2"].iloc[1] - gold["chisq"]) < 1e-3
     assert t["df"].iloc[1] == gold["df"]
     assert close_p(t["p"].iloc[1], gold["p"]) and t["p"].iloc[1] == t["p_naive"].iloc[1]
     assert all(not r.reml for r in cmp.results)
@@ -83,7 +83,7 @@ def test_build_up_matches_lme4_anova_of_the_four_models(hsb, fits):
     assert list(t["n_params"]) == gold["npar"]
     np.testing.assert_allclose(t["aic"], gold["aic"], atol=1e-3, rtol=0)
     np.testing.assert_allclose(t["bic"], gold["bic"], atol=1e-3, rtol=0)
-    np.testing.assert_allclose(t["chisq"].iloc[1:], gold["chisq"][1:], atol=1e-3, rtol=0)
+    np.testing.assert_allclose(t["chi2"].iloc[1:], gold["chisq"][1:], atol=1e-3, rtol=0)
     assert list(t["df"].iloc[1:]) == gold["df"][1:]
     for k in range(1, 4):
         assert close_p(t["p_naive"].iloc[k], gold["p"][k])
@@ -100,7 +100,7 @@ def test_two_random_effects_at_once_report_the_conservative_naive_p(hsb):
     cmp = compare(small, large)
     row = cmp.table.iloc[1]
     np.testing.assert_allclose(cmp.table["deviance"], gold["deviance"], atol=1e-3, rtol=0)
-    assert abs(row["chisq"] - gold["chisq"]) < 1e-3 and row["df"] == gold["df"]
+    assert abs(row["chi2"] - gold["chisq"]) < 1e-3 and row["df"] == gold["df"]
     assert close_p(row["p_naive"], gold["p_naive"]) and row["p"] == row["p_naive"]
     assert "conservative" in row["reference"]
     assert "no closed form" in " ".join(cmp.notes)
@@ -195,7 +195,7 @@ def test_a_larger_model_with_a_worse_fit_warns(fits):
     broken.deviance = fits["ri"].deviance + 1.0
     with pytest.warns(ConvergenceWarning, match="fits worse"):
         cmp = compare(fits["ri"], broken)
-    assert cmp.table["chisq"].iloc[1] == 0.0
+    assert cmp.table["chi2"].iloc[1] == 0.0
 
 
 def test_ml_and_reml_fits_with_one_fixed_part_are_put_on_ml(hsb, fits):

@@ -96,8 +96,41 @@ def test_notebook_runs(path, kernel_dir, monkeypatch):
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
     ]
     assert not errors
+    check_stored_outputs(path, nb)
     if path.name == "quickstart.ipynb":
         check_quickstart(nb)
+    if path.name == "workshop.ipynb":
+        check_workshop_text(nb)
+
+
+def check_stored_outputs(path: Path, executed) -> None:
+    """The notebook is stored with its outputs (so it renders on a code host), and they are
+    the outputs it gives now (rerun ``python notebooks/execute.py`` after a change)."""
+    stored = nbformat.read(path, as_version=4)
+    code = [c for c in stored.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), f"{path.name} is stored unexecuted"
+    assert text_outputs(stored) == text_outputs(executed), (
+        f"{path.name}: stored outputs are stale; run python notebooks/execute.py"
+    )
+    for cell in code:  # rich displays carry HTML, never raw LaTeX alone
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            assert "text/latex" not in data or "text/html" in data
+
+
+def check_workshop_text(nb) -> None:
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "Most\nFor the slope" not in prose
+    # "For the intercept, 40 of the 160 schools' intervals exclude 0": check the count
+    import mlmwrap
+    from mlmwrap.cli import DEMO_EQUATIONS
+
+    res = mlmwrap.fit(DEMO_EQUATIONS, mlmwrap.datasets.load_hsb(), cluster="school")
+    cc = res.cluster_coefficients()
+    for k, expected in (("u0", 40), ("u1", 0)):
+        lower, upper = cc[k] - 1.96 * cc[f"{k}_sd"], cc[k] + 1.96 * cc[f"{k}_sd"]
+        assert int(((lower > 0) | (upper < 0)).sum()) == expected
+    assert "40 of the 160 schools' intervals exclude 0" in prose
 
 
 def check_quickstart(nb) -> None:

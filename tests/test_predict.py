@@ -88,8 +88,22 @@ def test_a_single_new_row_is_centered_with_the_fits_constants(isao, hsb):
     assert predict(isao, row).iloc[0] == pytest.approx(predict(isao).iloc[100], rel=1e-12)
 
 
-def test_no_known_cluster_hints_at_the_id_type(isao, hsb):
-    new = hsb.head(3).assign(school=hsb.head(3)["school"].astype(str))
+def test_cluster_ids_match_across_int_and_str(isao, hsb):
+    import warnings
+
+    as_int = predict(isao, hsb.head(3))
+    for ids in (hsb.head(3)["school"].astype(str), hsb.head(3)["school"].astype(float)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # matched: no "clusters not in the fit" warning
+            out = predict(isao, hsb.head(3).assign(school=ids))
+        np.testing.assert_allclose(out, as_int, rtol=0, atol=0)
+    # and the other way round: a fit on text ids, integers in the new data
+    text_fit = mlmwrap.fit(ISAO, hsb.assign(school=hsb["school"].astype(str)), cluster="school")
+    np.testing.assert_allclose(predict(text_fit, hsb.head(3)), as_int, rtol=1e-10)
+
+
+def test_unknown_ids_still_warn(isao, hsb):
+    new = hsb.head(3).assign(school="no such school")
     with pytest.warns(PredictionWarning, match="none of newdata's clusters is in the fit"):
         out = predict(isao, new)
     assert out.notna().all()

@@ -49,7 +49,9 @@ def test_reporting_blocks_are_the_real_output(demo):
 def test_centering_block_is_the_real_output(hsb):
     section = README.split("## Centering")[1].split("## ")[0]
     icc = mlmwrap.icc(hsb, ["mathach", "ses", "minority"], cluster="school")
-    shown = icc[["n_clusters", "mean_cluster_size", "icc", "icc1", "icc2", "design_effect"]]
+    shown = icc[
+        ["n_clusters", "mean_cluster_size", "icc", "icc1_anova", "icc2_anova", "design_effect"]
+    ]
     assert _lines(shown.round(3).to_string()) in _lines(section)
     wb = mlmwrap.fit(
         "mathach = b0 + b1*cwc(ses) + e\nb0 = g00 + g01*cmean(ses) + u0\nb1 = g10",
@@ -75,3 +77,15 @@ def test_formulas_section_is_the_real_output(demo):
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0 and runner.tries == 8
+
+
+def test_side_by_side_block_is_the_real_output(hsb):
+    section = README.split("## Comparing models")[1].split("## Reporting")[0]
+    steps_code = section.split("```python\n")[1].split("```")[0]
+    code = section.split("```python\n")[2].split("```")[0]
+    shown = section.split("```text\n")[2].split("```")[0]
+    namespace = {"mlmwrap": mlmwrap, "hsb": hsb}
+    exec(steps_code.split("print(")[0], namespace)
+    exec(code.replace("print(", "output = str(", 1), namespace)
+    assert _lines(shown.strip()) == _lines(namespace["output"].strip())
+    assert "+meanses, sector" in shown and "J (clusters)" in shown

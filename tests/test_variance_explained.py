@@ -183,8 +183,43 @@ def test_rights_sterba_uncentered_level1_predictor_gives_the_total_only(hsb):
 
 
 def test_r2_collects_the_measures(fits):
-    out = r2(fits["rim"])
+    out = r2(fits["rim"], refit=True)
     assert out["marginal"] == pytest.approx(nakagawa_r2(fits["rim"]).marginal)
     assert out["level1"] == pytest.approx(EXTRA["mitml_ri_meanses"]["SB"], rel=1e-3)
     assert out["R2_t_f"] == pytest.approx(EXTRA["mitml_ri_meanses"]["MVP"], rel=1e-3)
-    assert list(out.index)[:4] == ["marginal", "conditional", "level1", "level2"]
+    assert list(out.index)[:2] == ["marginal", "conditional"]
+    given = r2(fits["rim"], null=fits["null"])
+    assert given["level1"] == pytest.approx(out["level1"], rel=1e-12)
+
+
+ISSUE12 = json.loads((REFERENCE / "issue12_ecosystem.json").read_text())
+
+
+@pytest.mark.parametrize(("model", "key"), [("rim", "nakagawa_rim"), ("isao", "nakagawa_isao")])
+def test_r2_has_nakagawas_variance_parts_as_insight(fits, model, key):
+    # insight::get_variance() of the same lmer fits (reference/issue12_ecosystem.R)
+    res = fits[model]
+    out = r2(res)
+    for part in ("var_fixed", "var_random", "var_residual"):
+        assert out[part] == pytest.approx(ISSUE12[key][part], rel=2e-4)
+    total = out["var_fixed"] + out["var_random"] + out["var_residual"]
+    assert out["marginal"] == pytest.approx(out["var_fixed"] / total, rel=1e-12)
+
+
+def test_r2_does_not_refit_unless_asked(fits, monkeypatch):
+    calls = []
+    real = type(fits["rc"]).refit
+
+    def counting(self, *args, **kwargs):
+        calls.append(args)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(fits["rc"]), "refit", counting)
+    out = fits["rc"].r2()
+    assert not calls and np.isnan(out["level1"]) and np.isnan(out["level2"])
+    assert "null=" in out.attrs["notes"][0]
+    with_null = fits["rc"].r2(fits["null"])  # random slopes: still needs a refit
+    assert (
+        not calls and np.isnan(with_null["level1"]) and "refit=True" in with_null.attrs["notes"][0]
+    )
+    assert np.isfinite(fits["rc"].r2(refit=True)["level1"]) and len(calls) == 2

@@ -70,11 +70,13 @@ def table_rows(text: str, n_values: int) -> dict[str, list[float]]:
     return rows
 
 
-def test_stored_without_outputs():
+def test_stored_with_outputs():
+    # Stored executed, so that it renders on a code host (issue 12); test_notebooks.py
+    # checks the stored outputs are the current ones.
     nb = nbformat.read(NOTEBOOK, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code
-    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert code and all(c.execution_count for c in code)
+    assert sum(bool(c.outputs) for c in code) > len(code) // 2
 
 
 def test_null_model_and_icc(executed, lme4_hsb):

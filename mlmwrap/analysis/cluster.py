@@ -42,8 +42,8 @@ school
 1288    25  0.750  1.121  13.386  2.376   3.255
 1296    48 -4.597  0.838   8.039  1.872   1.076
 >>> reliabilities(res).round(3)
-b0    0.908
-b1    0.264
+u0    0.908
+u1    0.264
 Name: reliability, dtype: float64
 """
 
@@ -72,6 +72,8 @@ __all__ = [
     "cluster_betas",
     "reliabilities",
     "cluster_coefficients",
+    "coef",
+    "posterior_covariances",
 ]
 
 
@@ -98,11 +100,12 @@ def reliabilities(res: MLMResults) -> pd.Series:
     Returns
     -------
     pandas.Series
-        Indexed by the random betas' labels (``b0``, ``b1``), named ``reliability``.
+        Indexed by the random effects (``u0``, ``u1``), as ``res.tau`` and
+        ``res.variance_tests()`` are; named ``reliability``.
     """
     ols = cluster_ols(res)
     lam = cluster_reliability(res, ols)[ols.estimable]
-    labels = [b.label for b in res.spec.betas if b.random]
+    labels = list(res.design.random_labels)
     values = lam.mean(axis=0) if len(lam) else np.full(len(labels), np.nan)
     return pd.Series(values, index=pd.Index(labels), name="reliability")
 
@@ -166,3 +169,67 @@ def cluster_coefficients(res: MLMResults) -> pd.DataFrame:
         columns[f"{beta.label}_reliability"] = lam[:, k]
     columns["ols_estimable"] = ols.estimable
     return pd.DataFrame(columns, index=pd.Index(d.cluster_labels, name=d.cluster))
+
+
+def coef(res: MLMResults) -> pd.DataFrame:
+    """lme4's ``coef()``: per cluster, each fixed effect plus the cluster's EB effect.
+
+    For every reduced-form term (the columns, named as in ``res.gamma["term"]``:
+    ``(Intercept)``, ``meanses``, ``cwc(ses)``, ``cwc(ses):meanses``) the gamma, plus
+    ``u_Kj`` for the term that carries the random effect ``uK``. Terms without a random
+    effect are the same in every row. Unlike :func:`cluster_betas` (HLM's EB
+    coefficients), the level-2 predictors' contributions stay in their own columns.
+
+    Examples
+    --------
+    >>> import mlmwrap
+    >>> res = mlmwrap.fit("mathach = b0 + b1*cwc(ses) + e\\nb0 = g00 + u0\\nb1 = g10 + u1",
+    ...                   data=mlmwrap.datasets.load_hsb(), cluster="school")
+    >>> coef(res).head(2).round(3)
+            (Intercept)  cwc(ses)
+    school
+    1224          9.957     2.263
+    1288         13.386     2.376
+    """
+    d = res.design
+    u, _ = empirical_bayes(res)
+    terms = list(res.gamma["term"])
+    values = np.tile(res.gamma["estimate"].to_numpy(), (len(d.cluster_labels), 1))
+    columns = list(terms)
+    for k, term in enumerate(d.random_terms):
+        if term in columns:
+            values[:, columns.index(term)] += u[:, k]
+        else:
+            columns.append(term)
+            values = np.column_stack([values, u[:, k]])
+    return pd.DataFrame(values, index=pd.Index(d.cluster_labels, name=d.cluster), columns=columns)
+
+
+def posterior_covariances(res: MLMResults) -> pd.DataFrame:
+    """Each cluster's posterior covariance of its EB effects, labelled (lme4's ``postVar``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(cluster, effect)``, columns the random effects (``u0``, ``u1``): row block
+        ``j`` is ``cov(u_j | y, gamma) = sigma2 L M_j^-1 L'``. The posterior SDs are the
+        square roots of its diagonal (``uK_sd`` in :func:`cluster_coefficients`).
+
+    Examples
+    --------
+    >>> import mlmwrap
+    >>> res = mlmwrap.fit("mathach = b0 + b1*cwc(ses) + e\\nb0 = g00 + u0\\nb1 = g10 + u1",
+    ...                   data=mlmwrap.datasets.load_hsb(), cluster="school")
+    >>> posterior_covariances(res).loc[1224].round(4)
+                u0      u1
+    effect
+    u0      0.7164  0.0029
+    u1      0.0029  0.5169
+    """
+    d = res.design
+    _, cov = empirical_bayes(res)
+    labels = list(d.random_labels)
+    index = pd.MultiIndex.from_product(
+        [pd.Index(d.cluster_labels), labels], names=[d.cluster, "effect"]
+    )
+    return pd.DataFrame(cov.reshape(-1, len(labels)), index=index, columns=labels)

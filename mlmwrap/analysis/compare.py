@@ -21,8 +21,8 @@ Examples
 ...     b1 = g10 + u1
 ... ''', hsb, cluster="school")
 >>> cmp = compare(ri, rc, names=["RANCOVA", "random slope"])
->>> cmp.table[["deviance", "n_params", "chisq", "df", "p", "p_naive"]].round(4)
-                deviance  n_params   chisq   df       p  p_naive
+>>> cmp.table[["deviance", "n_params", "chi2", "df", "p", "p_naive"]].round(4)
+                deviance  n_params    chi2   df       p  p_naive
 model
 RANCOVA       46723.9956         4     NaN  NaN     NaN      NaN
 random slope  46714.2339         6  9.7617  2.0  0.0047   0.0076
@@ -235,11 +235,12 @@ class Comparison:
         One row per model, in the order given, indexed by model name. Columns:
         ``method`` (the deviances' criterion: ``REML`` or ``ML``), ``refit`` (True when
         the model was fit by REML and refit by ML for this table), ``deviance`` (-2 log
-        likelihood, or the REML criterion), ``n_params`` (gammas, distinct tau entries,
-        sigma2), ``aic``, ``bic``; then, against the previous model: ``added`` (what this
-        model adds), ``chisq`` (the likelihood-ratio statistic, the drop in deviance),
-        ``df`` (the difference in parameters), ``p``, ``p_naive`` (from chi2(df)) and
-        ``reference`` (the null distribution ``p`` is computed from; see :func:`lr_test`).
+        likelihood, or the REML criterion), ``loglik`` (``-deviance / 2``), ``n_params``
+        (gammas, distinct tau entries, sigma2), ``aic``, ``bic``; then, against the
+        previous model: ``added`` (what this model adds), ``chi2`` (the likelihood-ratio
+        statistic, the drop in deviance), ``df`` (the difference in parameters), ``p``,
+        ``p_naive`` (from chi2(df)) and ``reference`` (the null distribution ``p`` is
+        computed from; see :func:`lr_test`).
     results : tuple of MLMResults
         The fits the table was computed from (the ML refits where there were any).
     notes : tuple of str
@@ -257,10 +258,11 @@ class Comparison:
                 str(name),
                 row["method"] + (" (refit)" if row["refit"] else ""),
                 format_number(row["deviance"], 3),
+                format_number(row["loglik"], 3),
                 str(int(row["n_params"])),
                 format_number(row["aic"], 3),
                 format_number(row["bic"], 3),
-                format_number(row["chisq"], 3),
+                format_number(row["chi2"], 3),
                 "" if not np.isfinite(row["df"]) else str(int(row["df"])),
                 format_p(row["p"]),
                 format_p(row["p_naive"]),
@@ -268,7 +270,7 @@ class Comparison:
             for name, row in t.iterrows()
         ]
 
-    _HEADERS = "model method deviance params AIC BIC chisq df p p_naive".split()
+    _HEADERS = "model method deviance logLik params AIC BIC chi2 df p p_naive".split()
 
     def _footer(self) -> list[str]:
         lines = []
@@ -333,7 +335,11 @@ def _names(names: Sequence[str] | None, n: int) -> list[str]:
     return names
 
 
-def compare(*results: MLMResults, names: Sequence[str] | None = None) -> Comparison:
+def compare(
+    *results: MLMResults,
+    names: Sequence[str] | None = None,
+    refit_ml: bool | str = "auto",
+) -> Comparison:
     """Compare nested models with likelihood-ratio tests, AIC and BIC.
 
     Parameters
@@ -344,6 +350,12 @@ def compare(*results: MLMResults, names: Sequence[str] | None = None) -> Compari
         listwise deletion) with the same outcome and clusters.
     names
         A name per model (default ``M1``, ``M2``, ...).
+    refit_ml
+        ``"auto"`` (default): refit REML fits by ML only where their REML criteria are not
+        comparable (see Notes). ``True``: refit every REML fit by ML, e.g. to test the
+        random part by ML as some texts do (lme4's ``anova(refit = TRUE)`` on models with
+        the same fixed part). ``False``: never refit; refused when the fixed parts differ
+        and a model is fit by REML.
 
     Returns
     -------
@@ -400,7 +412,7 @@ def compare(*results: MLMResults, names: Sequence[str] | None = None) -> Compari
     RC        ML   True  46710.979         6  46722.979  46764.257
     ISAO      ML   True  46496.430        10  46516.430  46585.228
     >>> row = cmp.table.loc["ISAO"]
-    >>> row["added"], round(float(row["chisq"]), 3), int(row["df"]), row["reference"]
+    >>> row["added"], round(float(row["chi2"]), 3), int(row["df"]), row["reference"]
     ('gammas g01, g02, g11, g12', 214.549, 4, 'chi2(4)')
     """
     fits = _as_results(results)
@@ -414,8 +426,26 @@ def compare(*results: MLMResults, names: Sequence[str] | None = None) -> Compari
     ]
 
     notes = []
+    if refit_ml not in ("auto", True, False):
+        raise DataError(
+            f"refit_ml must be 'auto', True or False, not {refit_ml!r}",
+            hint="'auto' refits by ML only where REML criteria are not comparable",
+        )
     all_reml = all(r.reml for r in fits)
-    if all_reml and all(n.fixed_same for n in nesting):
+    fixed_same = all(n.fixed_same for n in nesting)
+    if refit_ml is False and any(r.reml for r in fits) and not (all_reml and fixed_same):
+        why = "differ in their fixed parts" if not fixed_same else "were fit by different methods"
+        raise SpecificationError(
+            f"the models {why}, so their REML criteria cannot be compared without refitting by ML",
+            hint="use refit_ml='auto' (the default) or refit_ml=True, or fit them with reml=False",
+        )
+    if refit_ml is True and any(r.reml for r in fits):
+        method = "ML"
+        used = [_refit_ml(r) if r.reml else r for r in fits]
+        for k in range(len(used) - 1):
+            check_same_sample(used[k], used[k + 1], labels[k], labels[k + 1])
+        notes.append("refit_ml=True: every REML fit was refit by ML for this table")
+    elif all_reml and fixed_same:
         method = "REML"
         used = fits
         notes.append(
@@ -445,11 +475,12 @@ def compare(*results: MLMResults, names: Sequence[str] | None = None) -> Compari
             "method": method,
             "refit": res is not fits[k],
             "deviance": res.deviance,
+            "loglik": -res.deviance / 2.0,
             "n_params": res.n_params,
             "aic": res.aic,
             "bic": res.bic,
             "added": "",
-            "chisq": np.nan,
+            "chi2": np.nan,
             "df": np.nan,
             "p": np.nan,
             "p_naive": np.nan,
@@ -492,7 +523,7 @@ def compare(*results: MLMResults, names: Sequence[str] | None = None) -> Compari
                     f"'{labels[k - 1]}' is itself a singular fit: the mixture p-value assumes "
                     "its variances are positive, so treat p as approximate"
                 )
-            row.update(added=nest.added, chisq=chisq, df=df, p=p, p_naive=naive, reference=ref)
+            row.update(added=nest.added, chi2=chisq, df=df, p=p, p_naive=naive, reference=ref)
         rows.append(row)
     table = pd.DataFrame(rows, index=pd.Index(labels, name="model"))
     table["n_params"] = table["n_params"].astype(int)

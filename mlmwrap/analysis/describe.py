@@ -24,7 +24,7 @@ from mlmwrap.analysis.shared.icc import mean_reliability, null_model_icc
 from mlmwrap.errors import DataError
 from mlmwrap.model.centering import checked_input, cluster_means
 
-__all__ = ["icc", "within_between", "WithinBetween"]
+__all__ = ["describe", "icc", "within_between", "WithinBetween"]
 
 
 def _anova_iccs(x: np.ndarray, codes: np.ndarray, n_clusters: int) -> tuple[float, float]:
@@ -73,9 +73,11 @@ def icc(data: pd.DataFrame, variables: str | Sequence[str], cluster: str) -> pd.
             ``res.icc`` of that model fitted with :func:`mlmwrap.fit`.
         ``tau00``, ``sigma2``
             That model's between- and within-cluster variances.
-        ``icc1``, ``icc2``
-            psych::statsBy's ANOVA estimates, from the between- and within-cluster mean
-            squares MSb and MSw and the average cluster size k:
+        ``icc1_anova``, ``icc2_anova``
+            psych::statsBy's ANOVA estimates (its ``ICC1`` and ``ICC2``; named apart from
+            the model-based ``icc`` and ``reliability`` so that neither is read as the
+            other), from the between- and within-cluster mean squares MSb and MSw and the
+            average cluster size k:
             ``ICC1 = (MSb - MSw) / (MSb + (k - 1) MSw)`` and
             ``ICC2 = (MSb - MSw) / MSb`` (= 1 - 1/F, the reliability of the cluster means
             in Bliese's sense). NaN when all cluster means are equal (MSb = 0).
@@ -95,11 +97,11 @@ def icc(data: pd.DataFrame, variables: str | Sequence[str], cluster: str) -> pd.
     >>> from mlmwrap.analysis.describe import icc
     >>> hsb = mlmwrap.datasets.load_hsb()
     >>> icc(hsb, ["mathach", "ses"], cluster="school")[
-    ...     ["mean_cluster_size", "icc", "icc1", "icc2", "design_effect"]].round(3)
-              mean_cluster_size    icc   icc1   icc2  design_effect
+    ...     ["mean_cluster_size", "icc", "icc1_anova", "icc2_anova", "design_effect"]].round(3)
+              mean_cluster_size    icc  icc1_anova  icc2_anova  design_effect
     variable
-    mathach              44.906  0.180  0.174  0.904          8.919
-    ses                  44.906  0.265  0.266  0.942         12.631
+    mathach              44.906  0.180       0.174       0.904          8.919
+    ses                  44.906  0.265       0.266       0.942         12.631
     """
     names, values, codes, labels = checked_input(data, variables, cluster)
     rows = []
@@ -127,8 +129,8 @@ def icc(data: pd.DataFrame, variables: str | Sequence[str], cluster: str) -> pd.
                 "icc": null.icc,
                 "tau00": null.tau00,
                 "sigma2": null.sigma2,
-                "icc1": icc1,
-                "icc2": icc2,
+                "icc1_anova": icc1,
+                "icc2_anova": icc2,
                 "reliability": mean_reliability(null.icc, sizes),
                 "design_effect": 1.0 + (mean_size - 1.0) * null.icc,
                 "note": null.note,
@@ -218,3 +220,45 @@ def within_between(
         frame.index.name = None
         frame.columns.name = None
     return WithinBetween(rwg, rbg)
+
+
+def describe(data: pd.DataFrame, variables: str | Sequence[str], cluster: str) -> pd.DataFrame:
+    """Each variable's mean, its within- and between-cluster SDs, and its ICC, in one table.
+
+    The first table of a multilevel paper: per variable, over its own non-missing rows,
+    ``n``, ``n_clusters``, ``mean``, ``sd`` (over rows, denominator n - 1), ``sd_within``
+    (of ``x - cluster mean`` over rows, n - 1) and ``sd_between`` (of the cluster means over
+    clusters, each once, n_clusters - 1), then ``icc``, ``reliability`` and
+    ``design_effect`` from :func:`icc`. This is ``mlmwrap.describe``; the module is
+    :mod:`mlmwrap.analysis.describe`.
+
+    Examples
+    --------
+    >>> import mlmwrap
+    >>> hsb = mlmwrap.datasets.load_hsb()
+    >>> table = mlmwrap.describe(hsb, ["mathach", "ses"], cluster="school")
+    >>> table[["mean", "sd", "sd_within", "sd_between", "icc"]].round(3)
+                mean     sd  sd_within  sd_between    icc
+    variable
+    mathach   12.748  6.878      6.187       3.118  0.180
+    ses        0.000  0.779      0.661       0.414  0.265
+    """
+    names, values, codes, labels = checked_input(data, variables, cluster)
+    iccs = icc(data, names, cluster)
+    rows = {}
+    for name in names:
+        x = values[name].to_numpy()
+        ok = ~np.isnan(x)
+        means = cluster_means(x, codes, len(labels), skipna=True)
+        observed = np.bincount(codes[ok], minlength=len(labels)) > 0
+        rows[name] = {
+            "mean": float(np.mean(x[ok])),
+            "sd": float(np.std(x[ok], ddof=1)),
+            "sd_within": float(np.std(x[ok] - means[codes[ok]], ddof=1)),
+            "sd_between": float(np.std(means[observed], ddof=1)),
+        }
+    moments = pd.DataFrame.from_dict(rows, orient="index")
+    out = pd.concat([iccs[["n", "n_clusters"]], moments], axis=1)
+    out = out.join(iccs[["icc", "reliability", "design_effect"]])
+    out.index.name = "variable"
+    return out

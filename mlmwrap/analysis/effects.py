@@ -36,7 +36,7 @@ from mlmwrap.analysis.shared.decomposition import combinations, find_pairs
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
 
-__all__ = ["effects", "effects_section", "linear_combination"]
+__all__ = ["effects", "effect_weights", "effects_section", "linear_combination"]
 
 
 def _source(weights: dict[str, float]) -> str:
@@ -72,7 +72,9 @@ def effects(res: MLMResults) -> pd.DataFrame:
         at level 1 or ``cmean(x)`` in b0's equation. Columns: ``estimate``, ``se``
         (model-based, delta method on :attr:`MLMResults.cov_gamma`), ``z``, ``p``
         (two-sided, normal), ``ci_lower``, ``ci_upper`` (95% Wald), ``source`` (the
-        gamma or combination it came from, e.g. ``'g01 - g10'``) and ``note``. An effect
+        gamma or combination it came from, e.g. ``'g01 - g10'``), ``weights`` (the same
+        combination as a dict, ``{'g01': 1.0, 'g10': -1.0}``; :func:`effect_weights`
+        gives them as a matrix) and ``note``. An effect
         the model does not contain is NaN, with a note saying what to add. The table is
         empty when no variable is decomposed.
 
@@ -109,6 +111,7 @@ def effects(res: MLMResults) -> pd.DataFrame:
             if weights is None:
                 est = se = np.nan
                 source = ""
+                weights = {}
             else:
                 est, se = linear_combination(res, weights)
                 source = _source(weights)
@@ -122,16 +125,47 @@ def effects(res: MLMResults) -> pd.DataFrame:
                     "ci_lower": est - crit * se,
                     "ci_upper": est + crit * se,
                     "source": source,
+                    "weights": {k: float(v) for k, v in weights.items()},
                     "note": note,
                 }
             )
             index.append((pair.variable, effect))
-    columns = ["estimate", "se", "z", "p", "ci_lower", "ci_upper", "source", "note"]
+    columns = ["estimate", "se", "z", "p", "ci_lower", "ci_upper", "source", "weights", "note"]
     return pd.DataFrame(
         rows,
         index=pd.MultiIndex.from_tuples(index, names=["variable", "effect"]),
         columns=columns,
     )
+
+
+def effect_weights(res: MLMResults) -> pd.DataFrame:
+    """The weights of each effect's linear combination of the gammas, as a matrix.
+
+    Rows as in :func:`effects`, columns every gamma of the model: ``effects(res)
+    ["estimate"]`` is this matrix times ``res.gamma["estimate"]`` and its SE
+    ``sqrt(diag(W cov_gamma W'))``. A row of an effect the model does not contain is 0.
+
+    Examples
+    --------
+    >>> import mlmwrap
+    >>> res = mlmwrap.fit('''
+    ...     mathach = b0 + b1*cwc(ses) + e
+    ...     b0 = g00 + g01*cmean(ses) + u0
+    ...     b1 = g10
+    ... ''', data=mlmwrap.datasets.load_hsb(), cluster="school")
+    >>> effect_weights(res)
+                         g00  g01  g10
+    variable effect
+    ses      within      0.0  0.0  1.0
+             between     0.0  1.0  0.0
+             contextual  0.0  1.0 -1.0
+    """
+    table = effects(res)
+    out = pd.DataFrame(0.0, index=table.index, columns=list(res.gamma.index))
+    for key, weights in table["weights"].items():
+        for label, a in weights.items():
+            out.loc[key, label] = a
+    return out
 
 
 def _fmt(x: float, width: int, digits: int = 3) -> str:

@@ -56,6 +56,7 @@ __all__ = [
     "rights_sterba_r2",
     "RightsSterbaR2",
     "r2",
+    "variance_explained",
     "check_same_sample",
 ]
 
@@ -544,43 +545,104 @@ def rights_sterba_r2(res: MLMResults) -> RightsSterbaR2:
 
 
 # -- all at once --------------------------------------------------------------------------
-def r2(res: MLMResults) -> pd.Series:
-    """The headline R² of a model, one per row.
+def r2(res: MLMResults, null: MLMResults | None = None, refit: bool = False) -> pd.Series:
+    """The headline R² of a model and Nakagawa's variance parts, one per row.
 
-    ``marginal`` and ``conditional`` (Nakagawa & Schielzeth, :func:`nakagawa_r2`),
-    ``level1`` and ``level2`` (Snijders & Bosker, :func:`snijders_bosker_r2`, which fits
-    the null model; NaN without a random intercept), and Rights & Sterba's
+    ``marginal`` and ``conditional`` (Nakagawa & Schielzeth, :func:`nakagawa_r2`) with the
+    variances they divide, ``var_fixed``, ``var_random`` and ``var_residual``; ``level1``
+    and ``level2`` (Snijders & Bosker, :func:`snijders_bosker_r2`); and Rights & Sterba's
     ``R2_t_f``, ``R2_t_fv``, ``R2_t_fvm``, ``R2_w_f1``, ``R2_w_f1v`` and ``R2_b_f2``
     (:func:`rights_sterba_r2`).
+
+    Nothing is refit unless asked: Snijders & Bosker's measures need the null model (pass
+    it as ``null``) and, for a model with random slopes, its random-intercept version, so
+    without ``null`` or ``refit=True`` they are NaN and ``.attrs["notes"]`` says why.
+    ``refit=True`` fits what is missing on the same rows. Without a random intercept they
+    are NaN.
 
     Examples
     --------
     >>> import mlmwrap
+    >>> hsb = mlmwrap.datasets.load_hsb()
     >>> res = mlmwrap.fit('''
     ...     mathach = b0 + b1*cwc(ses) + e
     ...     b0 = g00 + g01*meanses + u0
     ...     b1 = g10
-    ... ''', mlmwrap.datasets.load_hsb(), cluster="school")
-    >>> r2(res).round(3)
-    marginal       0.167
-    conditional    0.224
-    level1         0.169
-    level2         0.629
-    R2_t_f         0.167
-    R2_t_fv        0.167
-    R2_t_fvm       0.224
-    R2_w_f1        0.054
-    R2_w_f1v       0.054
-    R2_b_f2        0.686
+    ... ''', hsb, cluster="school")
+    >>> r2(res, refit=True).round(3)
+    marginal         0.167
+    conditional      0.224
+    var_fixed        7.981
+    var_random       2.692
+    var_residual    37.019
+    level1           0.169
+    level2           0.629
+    R2_t_f           0.167
+    R2_t_fv          0.167
+    R2_t_fvm         0.224
+    R2_w_f1          0.054
+    R2_w_f1v         0.054
+    R2_b_f2          0.686
     Name: R2, dtype: float64
+    >>> r2(res).attrs["notes"]
+    ['level1 and level2 (Snijders & Bosker) need the null model: pass null=... or refit=True']
     """
     res = _check_results(res, "res")
     nak = nakagawa_r2(res)
-    out = {"marginal": nak.marginal, "conditional": nak.conditional}
-    if _intercept_index(res) is not None:
-        sb = snijders_bosker_r2(res)
-        out.update(level1=sb.level1, level2=sb.level2)
+    out = {
+        "marginal": nak.marginal,
+        "conditional": nak.conditional,
+        "var_fixed": nak.var_fixed,
+        "var_random": nak.var_random,
+        "var_residual": nak.var_residual,
+        "level1": np.nan,
+        "level2": np.nan,
+    }
+    notes = []
+    if _intercept_index(res) is None:
+        notes.append("level1 and level2 (Snijders & Bosker) need a random intercept")
+    elif null is None and not refit:
+        notes.append(
+            "level1 and level2 (Snijders & Bosker) need the null model: pass null=... or refit=True"
+        )
+    elif len(res.tau) > 1 and not refit:
+        notes.append(
+            "level1 and level2 (Snijders & Bosker) need the model's random-intercept "
+            "version, a refit: pass refit=True"
+        )
     else:
-        out.update(level1=np.nan, level2=np.nan)
+        sb = snijders_bosker_r2(res, null=null)
+        out.update(level1=sb.level1, level2=sb.level2)
+        notes.extend(sb.notes)
     out.update(rights_sterba_r2(res).measures.to_dict())
-    return pd.Series(out, name="R2")
+    series = pd.Series(out, name="R2")
+    series.attrs["notes"] = notes
+    return series
+
+
+def variance_explained(
+    res: MLMResults, reference: MLMResults | None = None, *, refit: bool = False
+) -> pd.DataFrame | pd.Series:
+    """Variance explained by ``res``: against ``reference`` when given, else its R².
+
+    With a ``reference`` model, Raudenbush & Bryk's proportional reduction in each variance
+    component (:func:`proportional_reduction`); without one, the R² of :func:`r2` (with
+    ``refit`` passed on). This is ``mlmwrap.variance_explained``; the measures' module is
+    :mod:`mlmwrap.analysis.variance_explained`.
+
+    Examples
+    --------
+    >>> import mlmwrap
+    >>> hsb = mlmwrap.datasets.load_hsb()
+    >>> null = mlmwrap.fit("mathach = b0 + e\\nb0 = g00 + u0", hsb, cluster="school")
+    >>> ri = mlmwrap.fit("mathach = b0 + b1*cwc(ses) + e\\nb0 = g00 + u0\\nb1 = g10", hsb,
+    ...                  cluster="school")
+    >>> mlmwrap.variance_explained(ri, null)["reduction"].round(3)
+    component
+    u0   -0.007
+    e     0.055
+    Name: reduction, dtype: float64
+    """
+    if reference is None:
+        return r2(res, refit=refit)
+    return proportional_reduction(res, reference)

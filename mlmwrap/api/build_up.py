@@ -182,8 +182,8 @@ def build_up(
     ... ]
     >>> bu = build_up(steps, mlmwrap.datasets.load_hsb(), cluster="school",
     ...               names=["null", "+cwc(ses)", "+random slope", "+meanses, sector"])
-    >>> bu.table[["method", "deviance", "chisq", "df", "p"]].round(3)
-                     method   deviance    chisq   df      p
+    >>> bu.table[["method", "deviance", "chi2", "df", "p"]].round(3)
+                     method   deviance     chi2   df      p
     model
     null                 ML  47115.810      NaN  NaN    NaN
     +cwc(ses)            ML  46720.412  395.398  1.0  0.000
@@ -263,6 +263,6 @@ def build_up(
         notes.append(
             "a negative PRV means the variance grew: sampling error, or (for tau00 after "
             "adding a level-1 predictor) variance that moved between levels; see "
-            "mlmwrap.variance_explained.proportional_reduction"
+            "mlmwrap.analysis.variance_explained.proportional_reduction"
         )
     return BuildUp(comparison, variance, tuple(fits), tuple(notes))

@@ -197,6 +197,13 @@ class MLMResults(FittedModel):
         p, CI and the gammas they come from (:func:`mlmwrap.analysis.effects.effects`)."""
         return self._effects.copy()
 
+    def effect_weights(self) -> pd.DataFrame:
+        """The effects' linear combinations of the gammas as a matrix
+        (:func:`mlmwrap.analysis.effects.effect_weights`)."""
+        from mlmwrap.analysis.effects import effect_weights
+
+        return effect_weights(self)
+
     @cached_property
     def _cluster_mean_reliability(self) -> pd.DataFrame:
         from mlmwrap.analysis.latent import cluster_mean_reliability
@@ -216,14 +223,16 @@ class MLMResults(FittedModel):
         return corrected_effects(self)
 
     # -- comparison and variance explained (mlmwrap.compare, mlmwrap.variance_explained) --
-    def r2(self) -> pd.Series:
-        """Nakagawa & Schielzeth, Snijders & Bosker and Rights & Sterba R².
+    def r2(self, null: MLMResults | None = None, *, refit: bool = False) -> pd.Series:
+        """Nakagawa & Schielzeth (with their variance parts), Snijders & Bosker and Rights &
+        Sterba R². Nothing is refit unless asked: Snijders & Bosker's measures need ``null``
+        (the empty model) or ``refit=True``.
 
-        See :func:`mlmwrap.variance_explained.r2` for each measure and when it is defined.
+        See :func:`mlmwrap.analysis.variance_explained.r2` for each measure.
         """
         from mlmwrap.analysis.variance_explained import r2
 
-        return r2(self)
+        return r2(self, null=null, refit=refit)
 
     def variance_explained(self, reference: MLMResults) -> pd.DataFrame:
         """Raudenbush & Bryk's proportional reduction in each variance component.
@@ -234,14 +243,19 @@ class MLMResults(FittedModel):
 
         return proportional_reduction(self, reference)
 
-    def compare(self, *larger: MLMResults, names: list[str] | None = None):
+    def compare(
+        self,
+        *larger: MLMResults,
+        names: list[str] | None = None,
+        refit_ml: bool | str = "auto",
+    ):
         """Likelihood-ratio tests of this model against larger nested models.
 
-        See :func:`mlmwrap.compare`.
+        See :func:`mlmwrap.compare` (``refit_ml``: ``"auto"``, ``True`` or ``False``).
         """
         from mlmwrap.analysis.compare import compare
 
-        return compare(self, *larger, names=names)
+        return compare(self, *larger, names=names, refit_ml=refit_ml)
 
     # -- per-cluster estimates, predictions, HLM's tests, figures ----------------------------
     def cluster_coefficients(self) -> pd.DataFrame:
@@ -251,6 +265,20 @@ class MLMResults(FittedModel):
         from mlmwrap.analysis.cluster import cluster_coefficients
 
         return cluster_coefficients(self)
+
+    def coef(self) -> pd.DataFrame:
+        """lme4's ``coef()``: each cluster's gammas plus its EB effects, one column per
+        reduced-form term (:func:`mlmwrap.analysis.cluster.coef`)."""
+        from mlmwrap.analysis.cluster import coef
+
+        return coef(self)
+
+    def posterior_covariances(self) -> pd.DataFrame:
+        """Each cluster's posterior covariance of its EB effects, indexed (cluster, effect),
+        columns the random effects (:func:`mlmwrap.analysis.cluster.posterior_covariances`)."""
+        from mlmwrap.analysis.cluster import posterior_covariances
+
+        return posterior_covariances(self)
 
     def reliabilities(self) -> pd.Series:
         """HLM's reliability of each random coefficient
@@ -278,6 +306,13 @@ class MLMResults(FittedModel):
         from mlmwrap.analysis.predict import predict
 
         return predict(self, newdata, random=random, detail=detail)
+
+    def residuals(self) -> pd.DataFrame:
+        """Fitted values and level-1 residuals of every row used, as HLM's level-1 residual
+        file (:func:`mlmwrap.analysis.residuals.residuals`)."""
+        from mlmwrap.analysis.residuals import residuals
+
+        return residuals(self)
 
     @cached_property
     def plot(self):
@@ -334,7 +369,9 @@ class MLMResults(FittedModel):
         self, format: str = "markdown", *, digits: int = 2, gamma: pd.DataFrame | None = None
     ) -> str:
         """Equations and both tables as one Markdown, LaTeX or HTML document
-        (:func:`mlmwrap.report.tables.document`)."""
+        (:func:`mlmwrap.report.tables.document`); ``"text"`` is :meth:`summary`."""
+        if format == "text":
+            return self.summary()
         from mlmwrap.report.tables import document
 
         return document(self, format, digits=digits, gamma=gamma)
@@ -346,12 +383,57 @@ class MLMResults(FittedModel):
 
         return to_json(self, indent=indent, gamma=gamma)
 
+    # -- the maketables plug-in protocol (mlmwrap.report.maketables_plugin) ----------------
+    @property
+    def __maketables_coef_table__(self) -> pd.DataFrame:
+        from mlmwrap.report.maketables_plugin import coef_table
+
+        return coef_table(self)
+
+    def __maketables_stat__(self, key: str):
+        from mlmwrap.report.maketables_plugin import stat
+
+        return stat(self, key)
+
+    @property
+    def __maketables_depvar__(self) -> str:
+        return str(self.outcome)
+
+    @property
+    def __maketables_var_labels__(self) -> dict[str, str]:
+        from mlmwrap.report.maketables_plugin import var_labels
+
+        return var_labels(self)
+
+    @property
+    def __maketables_stat_labels__(self) -> dict[str, str]:
+        from mlmwrap.report.maketables_plugin import stat_labels
+
+        return stat_labels(self)
+
+    @property
+    def __maketables_default_stat_keys__(self) -> list[str]:
+        from mlmwrap.report.maketables_plugin import default_stat_keys
+
+        return default_stat_keys(self)
+
+    @property
+    def __maketables_vcov_info__(self) -> dict:
+        from mlmwrap.report.maketables_plugin import vcov_info
+
+        return vcov_info(self)
+
     # -- display ------------------------------------------------------------------------
-    def summary(self) -> str:
-        """Plain-text report in the style of HLM's output."""
+    def summary(self, *, p_format: str = "apa", robust: bool = False) -> str:
+        """Plain-text report in the style of HLM's output.
+
+        ``p_format="exact"`` prints p-values below .001 exactly (``2.2e-40``) instead of
+        ``<.001``; ``robust=True`` adds CR2 cluster-robust SEs and p-values beside the
+        model-based ones (:func:`mlmwrap.report.summary.summary_text`).
+        """
         from mlmwrap.report.summary import summary_text
 
-        return summary_text(self)
+        return summary_text(self, p_format=p_format, robust=robust)
 
     def __str__(self) -> str:
         return self.summary()

@@ -279,7 +279,7 @@ def new_design(res: MLMResults, newdata: pd.DataFrame, need_cluster: bool = True
     n = len(frame)
     if cluster in frame.columns:
         ids = frame[cluster]
-        fit_position = np.asarray(pd.Index(res.design.cluster_labels).get_indexer(ids))
+        fit_position = match_cluster_ids(res.design.cluster_labels, ids)
         cluster_missing = ids.isna().to_numpy()
         fit_position[cluster_missing] = -1
         new_codes = np.asarray(pd.factorize(ids)[0])
@@ -315,6 +315,53 @@ def new_design(res: MLMResults, newdata: pd.DataFrame, need_cluster: bool = True
     X = np.column_stack(x_cols) if x_cols else np.empty((n, 0))
     Z = np.column_stack(z_cols)
     return NewDesign(X, Z, fit_position, cluster_missing, newdata.index)
+
+
+def _id_text(values: pd.Series | pd.Index) -> pd.Index:
+    """Cluster ids as text, integral numbers without a decimal part (1224.0 -> '1224')."""
+    values = pd.Index(values)
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        finite = values.notna()
+        as_float = values.astype(float)
+        if np.all(np.mod(as_float[finite], 1) == 0):
+            out = np.where(finite, as_float.fillna(0).astype(np.int64).astype(str), "")
+            return pd.Index(out)
+    return pd.Index(values.astype(str).str.strip())
+
+
+def match_cluster_ids(fit_labels: np.ndarray, ids: pd.Series) -> np.ndarray:
+    """Each id's position in the fit's clusters, -1 where it is not one of them.
+
+    Ids match exactly, or else by their text, so that ``"1224"`` in new data finds the
+    cluster ``1224`` of a fit whose ids were integers, and the other way round (a CSV read
+    with the ids as text, or a fit on text ids). A text that two of the fit's ids share
+    (``1`` and ``"1"``) matches neither by text.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> match_cluster_ids(np.array([1224, 1288]), pd.Series(["1288", 1224, "9999", None]))
+    array([ 1,  0, -1, -1])
+    """
+    labels = pd.Index(fit_labels)
+    position = np.asarray(labels.get_indexer(ids), dtype=np.int64)
+    missing = pd.isna(ids).to_numpy() if hasattr(ids, "to_numpy") else pd.isna(np.asarray(ids))
+    todo = (position < 0) & ~missing
+    if todo.any():
+        keys = _id_text(labels)
+        unique = ~keys.duplicated(keep=False)
+        by_text = pd.Index(keys[unique])
+        where = np.flatnonzero(unique)
+        hits = by_text.get_indexer(_id_text(pd.Series(ids)[todo].astype(object).map(_scalar)))
+        position[np.flatnonzero(todo)] = np.where(hits >= 0, where[np.maximum(hits, 0)], -1)
+    return position
+
+
+def _scalar(v: object) -> object:
+    """A numeric text stays text; a number that is integral becomes its integer text."""
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def fit_level_columns(res: MLMResults) -> tuple[np.ndarray, list[list[GammaColumn]]]:

@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from mlmwrap.api.results import MLMResults
 
-__all__ = ["fixed_table", "variance_table", "document", "format_p", "FORMATS"]
+__all__ = ["fixed_table", "variance_table", "document", "side_by_side", "format_p", "FORMATS"]
 
 FORMATS = ("markdown", "latex", "html")
 
@@ -526,3 +526,7 @@ def document(
             + "</div>"
         )
     raise MLMError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
+
+
+# Several models in one table: its own module, offered here beside the one-model tables.
+from mlmwrap.report.side_by_side import side_by_side  # noqa: E402
