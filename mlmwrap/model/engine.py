@@ -39,6 +39,7 @@ import numpy as np
 from scipy import optimize as sopt
 
 from mlmwrap.model.numdiff import hessian_from_gradient
+from mlmwrap.model.small_linalg import cholesky, gram_of_solve, log_diag_sum
 
 __all__ = [
     "ClusterStats",
@@ -83,6 +84,8 @@ class ClusterStats:
     q: int
     cluster_sizes: np.ndarray
     zt_all: np.ndarray = field(init=False, repr=False)  # Z'[X y Z], shape (J, q, p + 1 + q)
+    zt_xy: np.ndarray = field(init=False, repr=False)  # its first p + 1 columns, contiguous
+    ztz_soa: np.ndarray = field(init=False, repr=False)  # Z'Z per cluster, clusters last
     xx: np.ndarray = field(init=False, repr=False)  # X'X summed over clusters
     xy: np.ndarray = field(init=False, repr=False)
     yy: float = field(init=False, repr=False)
@@ -100,6 +103,10 @@ class ClusterStats:
             axis=2,
         )
         object.__setattr__(self, "zt_all", np.ascontiguousarray(zt))
+        object.__setattr__(self, "zt_xy", np.ascontiguousarray(zt[:, :, : p + 1]))
+        object.__setattr__(
+            self, "ztz_soa", np.ascontiguousarray(zt[:, :, p + 1 :].transpose(1, 2, 0))
+        )
         object.__setattr__(self, "xx", cross[:, :p, :p].sum(axis=0))
         object.__setattr__(self, "xy", cross[:, :p, -1].sum(axis=0))
         object.__setattr__(self, "yy", float(cross[:, -1, -1].sum()))
@@ -253,19 +260,34 @@ def L_to_theta(L: np.ndarray, free: np.ndarray | None = None) -> np.ndarray:
 
 
 def evaluate(stats: ClusterStats, L: np.ndarray, reml: bool) -> Evaluation:
-    """Profiled deviance, its gradient with respect to ``L`` (lower triangle), beta and sigma2."""
-    p, q = stats.p, stats.q
-    Zt_all = stats.zt_all  # Z'[X y Z] per cluster
-    ZtZ = Zt_all[:, :, p + 1 :]
-    LtZt = L.T @ Zt_all  # L' Z'[X y Z]
-    M = LtZt[:, :, p + 1 :] @ L  # L' Z'Z L
-    M[:, range(q), range(q)] += 1.0
-    chol = np.linalg.cholesky(M)
-    logdet_V = 2.0 * np.log(chol[:, range(q), range(q)]).sum()
-    K = np.linalg.inv(M) @ LtZt  # M^-1 L' Z'[X y Z]
-    # Sum over clusters of [X y]' Z L M^-1 L' Z' [X y]
-    correction = np.tensordot(LtZt[:, :, : p + 1], K[:, :, : p + 1], axes=([0, 1], [0, 1]))
+    """Profiled deviance, its gradient with respect to ``L`` (lower triangle), beta and sigma2.
 
+    The ``q x q`` factorizations of ``M_j`` are closed-form vector operations over the
+    clusters (:mod:`mlmwrap.model.small_linalg`), not one LAPACK call per cluster; the
+    rest is stacked matmuls and GEMMs, so an evaluation costs O(J q^2 p) flops at memory
+    speed, with no per-cluster call overhead.
+    """
+    p, q = stats.p, stats.q
+    n_clusters = stats.zt_xy.shape[0]
+    zxy = stats.zt_xy  # Z'[X y] per cluster, (J, q, p + 1), contiguous
+    # The q x q algebra runs on (q, q, J) arrays: a few vector operations per entry.
+    ztz = stats.ztz_soa  # Z'Z, (q, q, J)
+    T = np.einsum("abj,bc->acj", ztz, L)  # Z'Z L
+    M = np.einsum("ba,bcj->acj", L, T)
+    M[range(q), range(q)] += 1.0  # M = I + L' Z'Z L
+    chol = cholesky(M)
+    logdet_V = log_diag_sum(chol)
+    if not np.isfinite(logdet_V):
+        raise np.linalg.LinAlgError("M_j is not positive definite")
+    H = gram_of_solve(chol, L.T)  # L M^-1 L'
+    ZtZH = np.einsum("abj,bcj->acj", ztz, H)
+    G_V = (ztz - np.einsum("abj,bcj->acj", ZtZH, ztz)).sum(axis=2)  # sum_j Z'V^-1 Z
+    Ninv = -ZtZH
+    Ninv[range(q), range(q)] += 1.0  # I - Z'Z L M^-1 L', so that Z'V^-1 = Ninv Z'
+    # The products with Z'[X y] (q x (p + 1) per cluster) are stacked matmuls.
+    Hz = np.ascontiguousarray(H.transpose(2, 0, 1)) @ zxy  # L M^-1 L' Z'[X y]
+    # Sum over clusters of [X y]' Z L M^-1 L' Z' [X y]: one GEMM over the (J q) rows.
+    correction = zxy.reshape(-1, p + 1).T @ Hz.reshape(-1, p + 1)
     A = stats.xx - correction[:p, :p]
     c = stats.xy - correction[:p, p]
     d = stats.yy - correction[p, p]
@@ -277,18 +299,22 @@ def evaluate(stats: ClusterStats, L: np.ndarray, reml: bool) -> Evaluation:
     n = stats.n_obs
     nu = n - p if reml else n
     sigma2 = r2 / nu
+    logdet_A = float(2.0 * np.log(np.diag(chol_A)).sum())
     deviance = logdet_V + nu * (1.0 + np.log(2.0 * np.pi * r2 / nu))
     if reml:
-        deviance += 2.0 * np.log(np.diag(chol_A)).sum()  # log det A
+        deviance += logdet_A
 
     # Gradient: d(dev)/dL = 2 G L with G = sum_j [P_j - W_j A^-1 W_j' (REML) - (nu/r2) s_j s_j'],
-    # P_j = Z'V^-1 Z, W_j = Z'V^-1 X, s_j = Z'V^-1 (y - X beta).
-    ZtVinv_all = Zt_all - (ZtZ @ L) @ K
-    W = ZtVinv_all[:, :, :p]
-    s = ZtVinv_all[:, :, p] - W @ beta
-    G_V = ZtVinv_all[:, :, p + 1 :].sum(axis=0)
+    # P_j = Z'V^-1 Z, W_j = Z'V^-1 X, s_j = Z'V^-1 (y - X beta), where
+    # Z'V^-1 = (I - Z'Z L M^-1 L') Z' (Woodbury).
+    ZtVinv = np.ascontiguousarray(Ninv.transpose(2, 0, 1)) @ zxy  # Z'V^-1 [X y]
+    s = (ZtVinv.reshape(-1, p + 1) @ np.append(-beta, 1.0)).reshape(n_clusters, q)
     G_r = s.T @ s
-    G_A = np.tensordot(W @ Ainv, W, axes=([0, 2], [0, 2]))
+    # sum_j W_j A^-1 W_j' with W_j = Z'V^-1 X: from one Gram matrix of the flattened
+    # Z'V^-1 [X y] over clusters (a single GEMM), contracted with A^-1 block by block.
+    flat = ZtVinv.reshape(n_clusters, q * (p + 1))
+    gram = (flat.T @ flat).reshape(q, p + 1, q, p + 1)[:, :p, :, :p]
+    G_A = np.tensordot(gram, Ainv, axes=([1, 3], [0, 1]))
     G = G_V - (nu / r2) * G_r
     if reml:
         G -= G_A
@@ -301,7 +327,7 @@ def evaluate(stats: ClusterStats, L: np.ndarray, reml: bool) -> Evaluation:
         A=A,
         L=L,
         logdet_V=float(logdet_V),
-        logdet_A=float(2.0 * np.log(np.diag(chol_A)).sum()),
+        logdet_A=logdet_A,
         r2=r2,
         G_V=G_V,
         G_A=G_A,
