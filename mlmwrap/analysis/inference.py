@@ -49,7 +49,7 @@ import pandas as pd
 from scipy import stats as sstats
 
 from mlmwrap.errors import ConvergenceWarning, MLMError
-from mlmwrap.model.deviance import unprofiled_gradient
+from mlmwrap.model.deviance import cov_beta_jacobian, unprofiled_gradient, unprofiled_hessian
 from mlmwrap.model.engine import ClusterStats, L_to_theta, evaluate, theta_indices, theta_to_L
 from mlmwrap.model.numdiff import hessian_from_gradient, numeric_jacobian
 
@@ -135,8 +135,16 @@ def satterthwaite_df(res: MLMResults, contrasts: np.ndarray | None = None) -> np
         A = evaluate(stats, theta_to_L(vp[:-1], q, stats.free), reml).A
         return vp[-1] ** 2 * np.linalg.inv(A)
 
-    a_var = 2.0 * _pinv_psd(hessian_from_gradient(gradient, varpar), "the Satterthwaite df")
-    jac = numeric_jacobian(cov_beta, varpar).reshape(p, p, len(varpar))
+    profiled = res.optimum.hessian
+    if profiled is not None and profiled.shape == (len(varpar) - 1,) * 2:
+        # The engine's Hessian of the profiled deviance gives the unprofiled one and the
+        # Jacobian of cov(beta) is analytic: no deviance evaluations beyond one pass.
+        hessian = unprofiled_hessian(stats, ev.L, reml, profiled)
+        jac = cov_beta_jacobian(stats, ev.L, float(varpar[-1]))
+    else:
+        hessian = hessian_from_gradient(gradient, varpar)
+        jac = numeric_jacobian(cov_beta, varpar).reshape(p, p, len(varpar))
+    a_var = 2.0 * _pinv_psd(hessian, "the Satterthwaite df")
     C = res.optimum.cov_beta
     var_con = np.einsum("ki,ij,kj->k", Lmat, C, Lmat)
     grad = np.einsum("ki,ijv,kj->kv", Lmat, jac, Lmat)

@@ -15,9 +15,19 @@ from mlmwrap.language.equations import parse_equations
 from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.design import build_design
 from mlmwrap.model.engine import ClusterStats, optimize
+from mlmwrap.model.rank import check_rank
 from mlmwrap.model.tau_pattern import tau_pattern
 
 __all__ = ["fit"]
+
+
+def check_design_rank(stats: ClusterStats, design) -> None:
+    """Name the first zero or dependent fixed or random column, from the cross-products."""
+    p, q = stats.p, stats.q
+    gram = stats.cross[:, : p + q, : p + q].sum(axis=0)
+    fixed = design.fixed_columns
+    check_rank(gram[:p, :p], [c.term for c in fixed], [c.label for c in fixed], "fixed")
+    check_rank(gram[p:, p:], design.random_terms, design.random_labels, "random")
 
 
 def fit(
@@ -98,6 +108,7 @@ def fit(
     design = build_design(spec, data, cluster)
     free = tau_pattern(spec, design.random_labels)
     stats = ClusterStats.from_arrays(design.X, design.Z, design.y, design.codes, free=free)
+    check_design_rank(stats, design)
     optimum = optimize(stats, reml=reml)
     messages = list(optimum.messages)
     if optimum.singular:

@@ -441,13 +441,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
         spec, formulas, model_frame, fixed_meta, random_labels
     )
     _check_finite(builder, spec, y, X)
-    _check_rank(spec, X, fixed_meta, "fixed")
-    _check_rank(
-        spec,
-        Z,
-        [FixedColumn(u, t, "", "", "") for u, t in zip(random_labels, random_terms, strict=True)],
-        "random",
-    )
+    # The rank of X and Z is checked from the cross-products (mlmwrap.model.rank).
 
     sample = SampleInfo(
         rows_total=len(data),
@@ -621,32 +615,3 @@ def _check_finite(builder: _Builder, spec: ModelSpec, y: np.ndarray, X: np.ndarr
         )
     if X.size and not np.all(np.isfinite(X)):
         raise DataError("a predictor has infinite values", hint="remove or recode them")
-
-
-def _check_rank(spec: ModelSpec, M: np.ndarray, meta: list[FixedColumn], part: str) -> None:
-    """Name the first column that is a linear combination of the ones before it."""
-    if M.shape[1] == 0:
-        return
-    scale = np.sqrt((M**2).mean(axis=0))
-    if np.any(scale == 0):
-        k = int(np.flatnonzero(scale == 0)[0])
-        raise DataError(
-            f"the {part} term '{meta[k].term}' ({meta[k].label}) is zero in every row of the "
-            "estimation sample",
-            hint="a centered variable that is constant within clusters (e.g. cwc of a level-2 "
-            "variable) is all zeros; remove the term",
-        )
-    Ms = M / scale
-    # Rank from the R factor of a QR decomposition, column by column.
-    r = np.linalg.qr(Ms, mode="r")
-    diag = np.abs(np.diag(r))
-    tol = diag.max() * max(M.shape) * np.finfo(float).eps * 1e3
-    deficient = np.flatnonzero(diag <= tol)
-    if deficient.size:
-        k = int(deficient[0])
-        raise DataError(
-            f"the {part} term '{meta[k].term}' ({meta[k].label}) is a linear combination of "
-            "the terms before it, so it cannot be estimated",
-            hint="remove it, or check for a predictor that is constant or duplicates another "
-            "(e.g. cmean(x) together with the level-2 mean of x under another name)",
-        )

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize as sopt
 
+from mlmwrap.model.cross_products import cluster_cross_products
 from mlmwrap.model.numdiff import hessian_from_gradient
 from mlmwrap.model.small_linalg import cholesky, gram_of_solve, log_diag_sum
 
@@ -134,21 +135,6 @@ class ClusterStats:
         )
 
 
-def cluster_cross_products(W: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
-    """``W_j' W_j`` for every cluster, shape ``(J, k, k)``.
-
-    One weighted bincount per pair of columns: O(n) each, a loop over the k(k+1)/2 column
-    pairs (never over clusters), and no (n, k, k) temporary for a million rows.
-    """
-    k = W.shape[1]
-    cross = np.empty((n_clusters, k, k))
-    for i in range(k):
-        for j in range(i, k):
-            cross[:, i, j] = np.bincount(codes, weights=W[:, i] * W[:, j], minlength=n_clusters)
-            cross[:, j, i] = cross[:, i, j]
-    return cross
-
-
 @dataclass(frozen=True)
 class Evaluation:
     """Everything the profiled deviance yields at one relative covariance factor ``L``."""
@@ -182,6 +168,8 @@ class Optimum:
     gradient_norm: float
     n_evaluations: int
     messages: tuple[str, ...] = field(default=())
+    # Hessian of the profiled deviance in theta (lme4's order) at the optimum, or None.
+    hessian: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def beta(self) -> np.ndarray:
@@ -355,15 +343,25 @@ def _numeric_hessian(theta: np.ndarray, stats: ClusterStats, reml: bool, counter
     )
 
 
-def _polish(theta, stats, reml, counter, gtol) -> tuple[float, np.ndarray]:
-    """Newton steps from a BFGS answer: the surface can be nearly flat along a slope variance."""
+def _polish(theta, stats, reml, counter):
+    """Newton steps from a BFGS answer: the surface can be nearly flat along a slope variance.
+
+    Returns the deviance, theta, its gradient and the last Hessian computed (at most one
+    Newton step of size <= 1e-6 away from the final theta, so it serves the convergence
+    check and the small-sample df without being recomputed).
+    """
     dev, grad = _objective(theta, stats, reml, counter)
-    for _ in range(4):
-        if not grad.size or np.max(np.abs(grad)) < gtol * 1e-2:
+    hessian = None
+    for _ in range(6):
+        if not grad.size:
             break
+        hessian = _numeric_hessian(theta, stats, reml, counter)
         try:
-            step = np.linalg.solve(_numeric_hessian(theta, stats, reml, counter), grad)
+            step = np.linalg.solve(hessian, grad)
         except np.linalg.LinAlgError:
+            break
+        size = float(np.max(np.abs(step)))
+        if size < 1e-10:  # theta is relative (L = tau^1/2 / sigma): a scale-free size
             break
         new_dev, new_grad = _objective(theta - step, stats, reml, counter)
         # Accept within rounding noise of the deviance when the gradient shrinks: with
@@ -373,7 +371,44 @@ def _polish(theta, stats, reml, counter, gtol) -> tuple[float, np.ndarray]:
         if not (new_dev <= dev + noise and np.max(np.abs(new_grad)) < np.max(np.abs(grad))):
             break
         theta, dev, grad = theta - step, new_dev, new_grad
-    return float(dev), theta
+        if size < 1e-6:  # quadratic convergence: the next step would be ~1e-12
+            break
+    return float(dev), theta, grad, hessian
+
+
+class _Progress(Exception):
+    """BFGS stalled: the deviance no longer improves beyond its rounding noise."""
+
+
+def _bfgs(theta0, stats, reml, counter):
+    """BFGS with the analytic gradient, stopped when an iteration gains < 1e-9 relative.
+
+    scipy's own test is on the gradient's size, which is in units of the deviance (it grows
+    with n); past the point where the deviance stops improving its line searches only fight
+    rounding noise. The Newton polish takes over from there.
+    """
+    last = [np.inf]
+    best = [None]
+
+    def callback(intermediate_result):
+        fun = float(intermediate_result.fun)
+        best[0] = (fun, np.array(intermediate_result.x))
+        if last[0] - fun < 1e-9 * max(1.0, abs(fun)):
+            raise StopIteration
+        last[0] = fun
+
+    res = sopt.minimize(
+        _objective,
+        theta0,
+        args=(stats, reml, counter),
+        jac=True,
+        method="BFGS",
+        callback=callback,
+        options={"gtol": 1e-4, "maxiter": 2000},
+    )
+    if best[0] is not None and best[0][0] < res.fun:
+        return best[0]
+    return float(res.fun), res.x
 
 
 def _starts(q: int, free: np.ndarray | None = None) -> list[np.ndarray]:
@@ -413,34 +448,32 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     counter = [0]
     found: list[tuple[float, np.ndarray]] = []
     for theta0 in _starts(q, stats.free):
-        res = sopt.minimize(
-            _objective,
-            theta0,
-            args=(stats, reml, counter),
-            jac=True,
-            method="BFGS",
-            # A loose gtol: past ~1e-4 BFGS's line searches fight the deviance's rounding
-            # noise and waste evaluations; Newton polishing with the analytic gradient
-            # then takes the gradient to ~1e-10 in one or two steps.
-            options={"gtol": 1e-4, "maxiter": 2000},
-        )
-        if np.isfinite(res.fun):
-            found.append(_polish(res.x, stats, reml, counter, gtol))
-        # Two starts that agree are enough; otherwise keep trying the remaining starts.
+        fun, x = _bfgs(theta0, stats, reml, counter)
+        if np.isfinite(fun):
+            found.append((fun, x))
+        # Two starts that reach the same deviance are enough (the Newton polish of the best
+        # then settles the last digits); otherwise keep trying the remaining starts.
         if len(found) >= 2:
             devs = sorted(f[0] for f in found)
-            if devs[1] - devs[0] < 1e-6:
+            if devs[1] - devs[0] < 1e-4 + 1e-9 * abs(devs[0]):
                 break
     if not found:
         raise np.linalg.LinAlgError("the deviance could not be evaluated at any start value")
     dev, theta = min(found, key=lambda f: f[0])
+    # Canonical sign first: nonnegative diagonal (L L' is unchanged by flipping a column).
+    flip = np.where(np.diag(theta_to_L(theta, q, stats.free)) < 0, -1.0, 1.0)
+    theta = L_to_theta(theta_to_L(theta, q, stats.free) * flip[None, :], stats.free)
+    dev, theta, grad, hessian = _polish(theta, stats, reml, counter)
+    if hessian is None:
+        hessian = _numeric_hessian(theta, stats, reml, counter)
     messages: list[str] = []
-    grad = _objective(theta, stats, reml, counter)[1]
-    hessian = _numeric_hessian(theta, stats, reml, counter)
 
     L = theta_to_L(theta, q, stats.free)
-    # Canonical sign: nonnegative diagonal (L L' is unchanged by flipping a column).
-    L = L * np.where(np.diag(L) < 0, -1.0, 1.0)[None, :]
+    if np.any(np.diag(L) < 0):  # a Newton step crossed zero: flip those columns back
+        flip = np.where(np.diag(L) < 0, -1.0, 1.0)
+        L = L * flip[None, :]
+        sign = L_to_theta(np.ones((q, q)) * flip[None, :], stats.free)  # each entry's flip
+        theta, grad, hessian = theta * sign, grad * sign, hessian * np.outer(sign, sign)
     evaluation = evaluate(stats, L, reml)
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
     singular = bool(np.any(np.abs(np.diag(L)) < SINGULAR_TOL))
@@ -472,4 +505,5 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
         gradient_norm=gnorm,
         n_evaluations=counter[0],
         messages=tuple(messages),
+        hessian=hessian,
     )
