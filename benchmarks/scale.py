@@ -1,0 +1,196 @@
+"""Scale ladder: mlmwrap against lme4 on synthetic two-level data, timed in the same run.
+
+For each cell (clusters x rows per cluster, q random coefficients) this prints mlmwrap's fit
+time with ``df="z"`` and with Satterthwaite df (medians over ``--repeat`` fits), the peak
+memory the fit allocates (tracemalloc: numpy's arrays included) against the input
+DataFrame's size, the deviance, and lme4's time and deviance on the same data with the
+ratio. Several mlmwrap source trees can be compared in one run (``--src before=/path``),
+each timed in its own subprocess.
+
+Usage::
+
+    python benchmarks/scale.py                         # the ladder, this tree
+    python benchmarks/scale.py --src before=/work/wt10-before --src after=.
+    python benchmarks/scale.py --cells big --lme4-max-rows 0
+    python benchmarks/scale.py --parquet 30000000      # out-of-core: DuckDB, Polars
+
+Nothing here is asserted: the numbers go in the issue's closing note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LADDER = [
+    (10_000, 100, 2),
+    (10_000, 100, 3),
+    (100_000, 10, 1),
+    (100_000, 10, 2),
+    (100_000, 10, 3),
+    (1_000, 1_000, 2),
+    (10_000, 20, 3),
+]
+BIG = [(125_000, 4, q) for q in (1, 2, 3)] + [(100_000, 100, q) for q in (1, 2, 3)]
+
+WORKER = r"""
+import json, statistics, sys, time, tracemalloc, warnings
+sys.path.insert(0, {bench!r})
+from scale_data import make_data, equations
+import mlmwrap
+warnings.simplefilter("ignore")
+J, m, q, repeat = {J}, {m}, {q}, {repeat}
+data = make_data(J, m, q)
+out = {{"rows": len(data), "input_mb": data.memory_usage(deep=True).sum() / 2**20}}
+for df in ("z", "satterthwaite"):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        res = mlmwrap.fit(equations(q), data, cluster="g", df=df)
+        times.append(time.perf_counter() - t0)
+    out[df] = statistics.median(times)
+    out["evals"] = res.optimum.n_evaluations
+out["deviance"] = res.deviance
+tracemalloc.start()
+mlmwrap.fit(equations(q), data, cluster="g", df="satterthwaite")
+out["peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+tracemalloc.stop()
+print("RESULT" + json.dumps(out))
+"""
+
+
+def run_mlmwrap(src: str, J: int, m: int, q: int, repeat: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(Path(src).resolve()))
+    code = WORKER.format(bench=str(HERE), J=J, m=m, q=q, repeat=repeat)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[6:])
+    raise RuntimeError(proc.stderr[-2000:])
+
+
+def run_lme4(J: int, m: int, q: int) -> tuple[float, float] | None:
+    sys.path.insert(0, str(HERE))
+    from scale_data import lme4_formula, make_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "d.csv"
+        make_data(J, m, q).to_csv(path, index=False)
+        proc = subprocess.run(
+            ["Rscript", str(HERE / "scale_lme4.R"), str(path), lme4_formula(q)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    try:
+        seconds, deviance = proc.stdout.split()
+    except ValueError:
+        return None
+    return float(seconds), float(deviance)
+
+
+def ladder(args) -> None:
+    cells = {"ladder": LADDER, "big": BIG, "all": LADDER + BIG}[args.cells]
+    srcs = [
+        s.split("=", 1) if "=" in s else (s, s) for s in (args.src or ["this=" + str(HERE.parent)])
+    ]
+    head = "| clusters x rows | q | lme4 s | " + " | ".join(
+        f"{name} z s | {name} Satt s | {name} ratio z / Satt | {name} peak MB (input) | "
+        f"{name} dev - lme4"
+        for name, _ in srcs
+    )
+    print(head + " |")
+    print("|" + "---|" * (3 + 5 * len(srcs)), flush=True)
+    for J, m, q in cells:
+        lme4 = run_lme4(J, m, q) if J * m <= args.lme4_max_rows else None
+        row = [f"{J:,} x {m:,}", str(q), f"{lme4[0]:.2f}" if lme4 else "-"]
+        for _name, src in srcs:
+            r = run_mlmwrap(src, J, m, q, args.repeat)
+            ratio = f"{r['z'] / lme4[0]:.3f} / {r['satterthwaite'] / lme4[0]:.3f}" if lme4 else "-"
+            ddev = f"{r['deviance'] - lme4[1]:.1e}" if lme4 else f"({r['deviance']:.3f})"
+            row += [
+                f"{r['z']:.2f}",
+                f"{r['satterthwaite']:.2f}",
+                ratio,
+                f"{r['peak_mb']:.0f} ({r['input_mb']:.0f})",
+                ddev,
+            ]
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
+def parquet_run(args) -> None:
+    """Write a large Parquet file in chunks, then fit it lazily through DuckDB and Polars."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(HERE))
+    from scale_data import equations, make_data
+
+    rows, per = args.parquet, 10
+    path = Path(args.parquet_dir) / f"scale_{rows}.parquet"
+    if not path.exists():
+        chunk_clusters = 100_000
+        writer = None
+        done, k = 0, 0
+        while done < rows:
+            d = make_data(chunk_clusters, per, 2, seed=100 + k)
+            d["g"] += k * chunk_clusters
+            table = pa.Table.from_pandas(d, preserve_index=False)
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+            done += len(d)
+            k += 1
+        writer.close()
+    print(f"{path}: {path.stat().st_size / 2**20:.0f} MB on disk")
+    for engine in ("duckdb", "polars"):
+        code = f"""
+import resource, sys, time, warnings
+sys.path.insert(0, {str(HERE)!r})
+from scale_data import equations
+import mlmwrap
+warnings.simplefilter("ignore")
+t0 = time.perf_counter()
+res = mlmwrap.fit(equations(2), {str(path)!r}, cluster="g", engine={engine!r}, progress=False)
+t = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{engine}: {{res.nobs:,}} rows, {{res.n_clusters:,}} clusters, {{t:.1f}} s, "
+      f"peak RSS {{peak:.0f}} MB, deviance {{res.deviance:.3f}}")
+print(res.gamma[["estimate", "se"]].round(5).to_string())
+"""
+        env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        print(proc.stdout or proc.stderr[-2000:], flush=True)
+    _ = np, equations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", choices=["ladder", "big", "all"], default="ladder")
+    parser.add_argument("--src", action="append", help="name=path of an mlmwrap source tree")
+    parser.add_argument("--repeat", type=int, default=3, help="fits per cell (median)")
+    parser.add_argument(
+        "--lme4-max-rows", type=int, default=2_000_000, help="skip lme4 above this many rows"
+    )
+    parser.add_argument("--parquet", type=int, default=0, help="rows of a Parquet run (0: none)")
+    parser.add_argument("--parquet-dir", default=tempfile.gettempdir())
+    args = parser.parse_args()
+    start = time.perf_counter()
+    if args.parquet:
+        parquet_run(args)
+    else:
+        ladder(args)
+    print(f"\n(total {time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
