@@ -42,9 +42,13 @@ BIG = [(125_000, 4, q) for q in (1, 2, 3)] + [(100_000, 100, q) for q in (1, 2, 
 
 WORKER = r"""
 import json, statistics, sys, time, tracemalloc, warnings
+# An editable install's import hook would win over PYTHONPATH: drop it, import from src.
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+sys.path.insert(0, {src!r})
 sys.path.insert(0, {bench!r})
 from scale_data import make_data, equations
 import mlmwrap
+assert mlmwrap.__file__.startswith({src!r}), mlmwrap.__file__
 warnings.simplefilter("ignore")
 J, m, q, repeat = {J}, {m}, {q}, {repeat}
 data = make_data(J, m, q)
@@ -68,7 +72,7 @@ print("RESULT" + json.dumps(out))
 
 def run_mlmwrap(src: str, J: int, m: int, q: int, repeat: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(Path(src).resolve()))
-    code = WORKER.format(bench=str(HERE), J=J, m=m, q=q, repeat=repeat)
+    code = WORKER.format(bench=str(HERE), src=str(Path(src).resolve()), J=J, m=m, q=q, repeat=repeat)
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
     )

@@ -6,4 +6,4 @@ d <- read.csv(args[1]); d$g <- factor(d$g)
 f <- as.formula(args[2])
 t0 <- proc.time()[["elapsed"]]
 m <- lmer(f, d, REML = TRUE)
-cat(proc.time()[["elapsed"]] - t0, -2 * as.numeric(logLik(m)), "\n")
+cat(sprintf("%.3f %.6f\n", proc.time()[["elapsed"]] - t0, -2 * as.numeric(logLik(m))))

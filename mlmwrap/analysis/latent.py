@@ -134,10 +134,10 @@ def cluster_mean_reliability(res: MLMResults) -> pd.DataFrame:
     variable
     ses       0.265             44.906        0.937  False
     """
-    codes = res.design.codes
     sizes = res.design.cluster_sizes
     rows, index = [], []
     for key, (expr, texts, gammas) in _cmean_predictors(res).items():
+        codes = res.design.codes  # row-level: only when there is a cluster mean to judge
         x = _values(res, expr)
         null = null_model_icc(x, codes)
         dev = x - cluster_mean(x, codes)

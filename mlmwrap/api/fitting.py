@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 
@@ -9,10 +10,12 @@ import pandas as pd
 
 from mlmwrap.analysis.inference import resolve_method
 from mlmwrap.analysis.latent import reliability_warnings
+from mlmwrap.api.progress import Progress
 from mlmwrap.api.results import MLMResults
 from mlmwrap.errors import BoundaryWarning, ConvergenceWarning, DataError, ReliabilityWarning
 from mlmwrap.language.equations import parse_equations
 from mlmwrap.language.spec import ModelSpec
+from mlmwrap.model.aggregate import RowsUnavailableError, classify, lazy_cluster_stats
 from mlmwrap.model.design import build_design
 from mlmwrap.model.engine import ClusterStats, optimize
 from mlmwrap.model.rank import check_rank
@@ -36,6 +39,9 @@ def fit(
     cluster: str,
     reml: bool = True,
     df: str = "satterthwaite",
+    *,
+    engine: str | None = None,
+    progress: bool | None = None,
 ) -> MLMResults:
     """Fit a two-level model written as level-1 and level-2 equations.
 
@@ -48,7 +54,12 @@ def fit(
         predictors on the estimation sample. See the README for the whole language.
     data
         One row per level-1 unit. Rows with a missing value in any model variable are
-        dropped (the counts are in ``res.sample``). The DataFrame is not modified.
+        dropped (the counts are in ``res.sample``). The data are not modified. A pandas
+        DataFrame, or (with ``pip install 'mlmwrap[engines]'``) a Polars, PyArrow, Dask,
+        DuckDB or PySpark frame, or the path of a ``.parquet``/``.csv`` file. Eager frames
+        are converted to pandas; lazy ones and files are fitted from per-cluster sums
+        computed inside their own engine, so they need not fit in memory (row-level
+        methods of such a fit raise an error that says how to get them).
     cluster
         The column that identifies the level-2 units.
     reml
@@ -60,6 +71,11 @@ def fit(
         (pbkrtest's adjusted SEs and df; REML fits), ``"hlm"`` (HLM's J - S - 1) or ``"z"``
         (normal reference). See :func:`mlmwrap.analysis.inference.gamma_table` for why
         Satterthwaite is the default; ``res.with_inference(...)`` switches without a refit.
+    engine
+        For a file path: ``"polars"`` (default) or ``"duckdb"`` scans it.
+    progress
+        Show a progress bar: ``None`` (default) in a terminal or notebook once a fit has
+        run for two seconds, ``True`` always, ``False`` never.
 
     Returns
     -------
@@ -105,11 +121,26 @@ def fit(
             f"equations must be a string of equations, not {type(equations).__name__}",
             hint='e.g. mlmwrap.fit("y = b0 + e\\nb0 = g00 + u0", data, cluster="school")',
         )
-    design = build_design(spec, data, cluster)
-    free = tau_pattern(spec, design.random_labels)
-    stats = ClusterStats.from_arrays(design.X, design.Z, design.y, design.codes, free=free)
-    check_design_rank(stats, design)
-    optimum = optimize(stats, reml=reml)
+    kind, data = classify(data, engine)
+    with Progress(progress, total=4 if kind == "lazy" else 3) as bar:
+        if kind == "lazy":
+            stats, design = lazy_cluster_stats(spec, data, cluster, progress=bar.step)
+            stats = dataclasses.replace(stats, free=tau_pattern(spec, design.random_labels))
+            data = None
+        else:
+            bar.step("design and cross-products")
+            design = build_design(spec, data, cluster)
+            free = tau_pattern(spec, design.random_labels)
+            stats = ClusterStats.from_arrays(design.X, design.Z, design.y, design.codes, free=free)
+        check_design_rank(stats, design)
+        bar.step("optimizing the deviance")
+        optimum = optimize(stats, reml=reml)
+        bar.step("small-sample inference")
+        results, unreliable = _results(spec, design, optimum, stats, data, df, start)
+    return _warn(results, unreliable, start)
+
+
+def _results(spec, design, optimum, stats, data, df, start) -> tuple[MLMResults, list[str]]:
     messages = list(optimum.messages)
     if optimum.singular:
         zero = [
@@ -138,8 +169,15 @@ def fit(
         messages=tuple(messages),
     )
     # Cluster means as predictors: say when they are unreliable (Luedtke et al. 2008).
-    unreliable = reliability_warnings(results, results.cluster_mean_reliability())
+    try:
+        unreliable = reliability_warnings(results, results.cluster_mean_reliability())
+    except RowsUnavailableError:  # the reliabilities need the rows: not for a rowless fit
+        unreliable = []
     results.messages = results.messages + tuple(unreliable)
+    return results, unreliable
+
+
+def _warn(results: MLMResults, unreliable: list[str], start: float) -> MLMResults:
     for message in results.messages:
         if message in unreliable:
             category = ReliabilityWarning
@@ -147,6 +185,6 @@ def fit(
             category = BoundaryWarning
         else:
             category = ConvergenceWarning
-        warnings.warn(message, category, stacklevel=2)
+        warnings.warn(message, category, stacklevel=3)  # the caller of fit()
     results.seconds = time.perf_counter() - start
     return results
