@@ -72,7 +72,9 @@ print("RESULT" + json.dumps(out))
 
 def run_mlmwrap(src: str, J: int, m: int, q: int, repeat: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(Path(src).resolve()))
-    code = WORKER.format(bench=str(HERE), src=str(Path(src).resolve()), J=J, m=m, q=q, repeat=repeat)
+    code = WORKER.format(
+        bench=str(HERE), src=str(Path(src).resolve()), J=J, m=m, q=q, repeat=repeat
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
     )

@@ -326,11 +326,16 @@ def lazy_cluster_stats(
         if len(check) == 3:
             checks[f"__l{check[0]}"] = check[2]
     wide = wide.with_columns(
-        *[(nw.col(f"__w{a}") * nw.col(f"__w{b}")).alias(f"__p{a}_{b}") for a, b in zip(rows, cols)],
+        *[
+            (nw.col(f"__w{a}") * nw.col(f"__w{b}")).alias(f"__p{a}_{b}")
+            for a, b in zip(rows, cols, strict=True)
+        ],
         *[e.alias(n) for n, e in checks.items()],
     )
     aggs = [nw.len().alias("__n")]
-    aggs += [nw.col(f"__p{a}_{b}").sum().alias(f"__p{a}_{b}") for a, b in zip(rows, cols)]
+    aggs += [
+        nw.col(f"__p{a}_{b}").sum().alias(f"__p{a}_{b}") for a, b in zip(rows, cols, strict=True)
+    ]
     for n in checks:
         aggs += [nw.col(n).min().alias(n + "_min"), nw.col(n).max().alias(n + "_max")]
     for check in level2_checks:
@@ -367,7 +372,7 @@ def lazy_cluster_stats(
                 expected="a variable that is constant within each cluster",
                 hint=f"use its cluster mean, cmean({text}), as the level-2 predictor",
             )
-    sums = table[[f"__p{a}_{b}" for a, b in zip(rows, cols)]].to_numpy(dtype=float)
+    sums = table[[f"__p{a}_{b}" for a, b in zip(rows, cols, strict=True)]].to_numpy(dtype=float)
     if not np.all(np.isfinite(sums)):
         raise DataError(
             "the outcome or a predictor has infinite or undefined values (e.g. log of a "
