@@ -14,15 +14,23 @@ import numpy as np
 import pandas as pd
 
 
-def make_data(n_clusters: int, per_cluster: float, q: int, seed: int = 1) -> pd.DataFrame:
-    """Rows sorted by cluster; sizes vary (Poisson around ``per_cluster``, at least 1)."""
+def make_data(
+    n_clusters: int, per_cluster: float, q: int, seed: int = 1, chunk: int | None = None
+) -> pd.DataFrame:
+    """Rows sorted by cluster; sizes vary (Poisson around ``per_cluster``, at least 1).
+
+    With ``chunk``, the clusters (sizes, level-2 values, random effects) are those of
+    ``seed`` and only the rows are new: chunks stack into one larger data set of the same
+    clusters (the out-of-core benchmark writes them one by one).
+    """
     rng = np.random.default_rng(seed)
+    row_rng = rng if chunk is None else np.random.default_rng([seed, chunk])
     sizes = np.maximum(1, rng.poisson(per_cluster, n_clusters))
     g = np.repeat(np.arange(n_clusters), sizes)
     n = len(g)
     w = rng.normal(size=n_clusters)
-    x1 = rng.normal(size=n)
-    x2 = rng.normal(size=n)
+    x1 = row_rng.normal(size=n)
+    x2 = row_rng.normal(size=n)
     tau_sd = np.array([1.0, 0.5, 0.3])[:q]
     u = rng.normal(size=(n_clusters, q)) * tau_sd
     b = np.zeros((n, 3))
@@ -33,7 +41,7 @@ def make_data(n_clusters: int, per_cluster: float, q: int, seed: int = 1) -> pd.
         + b[:, 0]
         + (0.3 + 0.2 * w[g] + b[:, 1]) * x1
         + (-0.2 + b[:, 2]) * x2
-        + rng.normal(size=n)
+        + row_rng.normal(size=n)
     )
     return pd.DataFrame({"y": y, "x1": x1, "x2": x2, "w": w[g], "g": g})
 

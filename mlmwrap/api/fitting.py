@@ -74,8 +74,8 @@ def fit(
     engine
         For a file path: ``"polars"`` (default) or ``"duckdb"`` scans it.
     progress
-        Show a progress bar: ``None`` (default) in a terminal or notebook once a fit has
-        run for two seconds, ``True`` always, ``False`` never.
+        Show a progress bar: ``None`` (default) in a terminal once a fit has run for two
+        seconds, ``True`` always (notebooks too), ``False`` never.
 
     Returns
     -------

@@ -1,9 +1,9 @@
 """A progress bar over the stages of a fit, shown only when someone is watching.
 
-``progress=None`` (the default) shows it in a terminal or a notebook, and only once a fit
-has run for two seconds (tqdm's ``delay``), so quick fits, scripts whose output is piped
-and the tests stay silent; ``True`` forces it, ``False`` silences it. Without tqdm there is
-no bar.
+``progress=None`` (the default) shows it in a terminal, and only once a fit has run for
+two seconds (tqdm's ``delay``), so quick fits, scripts whose output is piped, stored
+notebook outputs and the tests stay silent; ``True`` forces it (in a notebook too),
+``False`` silences it. Without tqdm there is no bar.
 
 Examples
 --------
@@ -20,9 +20,7 @@ __all__ = ["Progress"]
 
 
 def _watched() -> bool:
-    if getattr(sys.stderr, "isatty", lambda: False)():
-        return True
-    return "ipykernel" in sys.modules and "pytest" not in sys.modules
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 class Progress:
@@ -33,7 +31,10 @@ class Progress:
         if enabled is False or (enabled is None and not _watched()):
             return
         try:
-            from tqdm.auto import tqdm
+            if enabled:  # asked for: a widget in notebooks, text elsewhere
+                from tqdm.auto import tqdm
+            else:
+                from tqdm import tqdm
         except ImportError:  # pragma: no cover - tqdm is optional
             return
         self._bar = tqdm(total=total, desc="mlmwrap", delay=0.0 if enabled else delay, leave=False)

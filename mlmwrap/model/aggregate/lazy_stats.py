@@ -26,6 +26,7 @@ import pandas as pd
 
 from mlmwrap.errors import DataError
 from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Var
+from mlmwrap.language.formulas import reduced_formulas
 from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.aggregate.rowless import RowlessDesign
 from mlmwrap.model.design import INTERCEPT, FixedColumn, SampleInfo, resolve_name
@@ -393,6 +394,9 @@ def lazy_cluster_stats(
         cluster_labels=table[cluster].to_numpy(),
         sizes=sizes,
         columns=mapping,
+        formulas=reduced_formulas(
+            spec, cluster, columns=mapping, categorical=lambda c: not schema[c].is_numeric()
+        ),
         sample=SampleInfo(
             rows_total=rows_total,
             rows_used=int(sizes.sum()),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlmwrap.errors import MLMError
+from mlmwrap.language.formulas import Formulas
 from mlmwrap.model.design import FixedColumn, SampleInfo
 
 __all__ = ["RowlessDesign", "RowsUnavailableError"]
@@ -42,6 +43,7 @@ class RowlessDesign:
     sizes: np.ndarray
     columns: dict[str, str]
     sample: SampleInfo
+    formulas: Formulas | None = None  # the reduced form (mlmwrap.language.formulas)
     rowless: bool = True
 
     @property
