@@ -43,6 +43,14 @@ def _nw():
     return _narwhals()
 
 
+def _collect(lf):
+    """Collect a (small, aggregated) lazy frame; Polars with its streaming engine, so that
+    scanning a file holds one batch of rows at a time, not the file."""
+    if str(lf.implementation) == "polars":
+        return lf.collect(engine="streaming")
+    return lf.collect()
+
+
 def _error(spec: ModelSpec, expr: Expr, message: str, **kw) -> DataError:
     span = expr.span
     return DataError(
@@ -201,7 +209,7 @@ def lazy_cluster_stats(
             nw.col(cluster).n_unique().alias("__clusters"),
             *[nw.col(c).null_count().alias(c) for c in used],
         )
-        .collect()
+        .pipe(_collect)
         .to_pandas()
         .iloc[0]
     )
@@ -226,7 +234,7 @@ def lazy_cluster_stats(
             lf.with_columns(*[e.alias(n) for n, e in inner.items()])
             .group_by(cluster)
             .agg(*aggs)
-            .collect()
+            .pipe(_collect)
             .to_pandas()
         )
         if len(table) == 0:
@@ -291,7 +299,7 @@ def lazy_cluster_stats(
             cat = compiler.categorical(gamma.predictor)
             if cat is not None:
                 levels = sorted(
-                    lf.select(nw.col(cat)).unique().collect().to_pandas()[cat].tolist(),
+                    lf.select(nw.col(cat)).unique().pipe(_collect).to_pandas()[cat].tolist(),
                     key=lambda v: (str(type(v)), v),
                 )
                 if len(levels) < 2:
@@ -344,7 +352,7 @@ def lazy_cluster_stats(
             col = compiler.categorical(check[1])  # grouped n_unique counts per partition)
             aggs.append(nw.col(col).min().alias(f"__u{check[0]}_min"))
             aggs.append(nw.col(col).max().alias(f"__u{check[0]}_max"))
-    table = wide.group_by(cluster).agg(*aggs).collect().to_pandas()
+    table = wide.group_by(cluster).agg(*aggs).pipe(_collect).to_pandas()
     if len(table) == 0:
         _no_rows(dropped)
     table = table.sort_values(cluster, kind="stable").reset_index(drop=True)
