@@ -1,7 +1,7 @@
 """The profiled-deviance engine: gradient, optimality, chunked sufficient statistics."""
 
 import dataclasses
-import sys
+import importlib
 
 import numpy as np
 import pytest
@@ -86,7 +86,7 @@ def test_cost_per_evaluation_does_not_depend_on_rows():
 
 
 def test_non_converged_fit_warns_and_says_so(hsb, monkeypatch):
-    fit_module = sys.modules["mlmwrap.api.fitting"]
+    fit_module = importlib.import_module("mlmwrap.api.fitting")
     real = fit_module.optimize
 
     def stalled(stats, reml=True):
