@@ -52,6 +52,7 @@ from mlmwrap.errors import ConvergenceWarning, MLMError
 from mlmwrap.model.deviance import unprofiled_gradient
 from mlmwrap.model.engine import ClusterStats, L_to_theta, evaluate, theta_indices, theta_to_L
 from mlmwrap.model.numdiff import hessian_from_gradient, numeric_jacobian
+from mlmwrap.model.scaling import theta_row_scales
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
@@ -125,18 +126,28 @@ def satterthwaite_df(res: MLMResults, contrasts: np.ndarray | None = None) -> np
     q, p = stats.q, stats.p
     ev = res.optimum.evaluation
     reml = res.reml
-    varpar = np.append(L_to_theta(ev.L, stats.free), np.sqrt(ev.sigma2))
+    # Differentiate in unit-free coordinates u = varpar / scale (theta entries in the units
+    # of their random effect's column, sigma relative to its estimate): the df are the same
+    # under this linear change of variables, and the finite-difference steps no longer
+    # depend on the data's units.
+    z_scale = res.optimum.z_scale if res.optimum.z_scale is not None else np.ones(q)
+    scale = np.append(theta_row_scales(z_scale, stats.free), np.sqrt(ev.sigma2))
+    u_hat = np.append(L_to_theta(ev.L, stats.free), np.sqrt(ev.sigma2)) / scale
     Lmat = np.eye(p) if contrasts is None else np.atleast_2d(np.asarray(contrasts, float))
 
-    def gradient(vp: np.ndarray) -> np.ndarray:
-        return unprofiled_gradient(stats, theta_to_L(vp[:-1], q, stats.free), vp[-1], reml)
+    def gradient(u: np.ndarray) -> np.ndarray:
+        vp = u * scale
+        return scale * unprofiled_gradient(
+            stats, theta_to_L(vp[:-1], q, stats.free), vp[-1], reml
+        )
 
-    def cov_beta(vp: np.ndarray) -> np.ndarray:
+    def cov_beta(u: np.ndarray) -> np.ndarray:
+        vp = u * scale
         A = evaluate(stats, theta_to_L(vp[:-1], q, stats.free), reml).A
         return vp[-1] ** 2 * np.linalg.inv(A)
 
-    a_var = 2.0 * _pinv_psd(hessian_from_gradient(gradient, varpar), "the Satterthwaite df")
-    jac = numeric_jacobian(cov_beta, varpar).reshape(p, p, len(varpar))
+    a_var = 2.0 * _pinv_psd(hessian_from_gradient(gradient, u_hat), "the Satterthwaite df")
+    jac = numeric_jacobian(cov_beta, u_hat).reshape(p, p, len(u_hat))
     C = res.optimum.cov_beta
     var_con = np.einsum("ki,ij,kj->k", Lmat, C, Lmat)
     grad = np.einsum("ki,ijv,kj->kv", Lmat, jac, Lmat)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from mlmwrap.analysis.inference import resolve_method
@@ -16,6 +17,7 @@ from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.design import build_design
 from mlmwrap.model.engine import ClusterStats, optimize
 from mlmwrap.model.tau_pattern import tau_pattern
+from mlmwrap.model.validation import check_flag, normalize_cluster
 
 __all__ = ["fit"]
 
@@ -89,6 +91,8 @@ def fit(
     """
     start = time.perf_counter()
     df = resolve_method(df)  # a typo fails before any work
+    reml = check_flag(reml, "reml")
+    cluster = normalize_cluster(cluster)
     spec = parse_equations(equations) if isinstance(equations, str) else equations
     if not isinstance(spec, ModelSpec):
         raise DataError(
@@ -98,7 +102,21 @@ def fit(
     design = build_design(spec, data, cluster)
     free = tau_pattern(spec, design.random_labels)
     stats = ClusterStats.from_arrays(design.X, design.Z, design.y, design.codes, free=free)
-    optimum = optimize(stats, reml=reml)
+    try:
+        optimum = optimize(stats, reml=reml)
+    except np.linalg.LinAlgError:
+        raise DataError(
+            "the deviance cannot be evaluated for these data (is the outcome an exact "
+            "function of the predictors and the clusters?)",
+            hint="check the outcome and the predictors for duplicates and constants",
+        ) from None
+    if not optimum.sigma2 > 1e-10 * float(np.var(design.y)):
+        raise DataError(
+            f"the model reproduces '{design.outcome}' exactly (a perfect fit within clusters): "
+            "the level-1 residual variance is 0",
+            expected="an outcome that is not an exact function of the predictors and clusters",
+            hint="check for a predictor that is the outcome under another name",
+        )
     messages = list(optimum.messages)
     if optimum.singular:
         zero = [

@@ -175,6 +175,8 @@ class Optimum:
     gradient_norm: float
     n_evaluations: int
     messages: tuple[str, ...] = field(default=())
+    # Root mean square of each column of Z: the engine's units (mlmwrap.model.scaling).
+    z_scale: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def beta(self) -> np.ndarray:
@@ -196,7 +198,11 @@ class Optimum:
     @property
     def zero_variances(self) -> np.ndarray:
         """Boolean per random effect: its variance is 0 up to rounding (on the boundary)."""
-        return np.diag(self.tau) <= 1e-8 * max(1.0, self.sigma2)
+        # Relative to sigma2 and to the units of the effect's column: tau_kk s_k^2 / sigma2,
+        # the share of the level-1 variance the effect carries, is free of units.
+        L = self.evaluation.L
+        scale = np.ones(L.shape[0]) if self.z_scale is None else self.z_scale
+        return np.sum(L**2, axis=1) * scale**2 <= 1e-8
 
     @property
     def cov_beta(self) -> np.ndarray:
@@ -383,6 +389,13 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     -------
     Optimum
     """
+    from mlmwrap.model.scaling import column_scales, rescaled
+
+    original = stats
+    sx, sz, sy = column_scales(original)
+    # Optimize in units where every column has RMS 1, so that every tolerance below is
+    # free of the data's units; L maps back exactly (mlmwrap.model.scaling).
+    stats = rescaled(original, sx, sz, sy)
     q = stats.q
     counter = [0]
     found: list[tuple[float, np.ndarray]] = []
@@ -415,9 +428,10 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     L = theta_to_L(theta, q, stats.free)
     # Canonical sign: nonnegative diagonal (L L' is unchanged by flipping a column).
     L = L * np.where(np.diag(L) < 0, -1.0, 1.0)[None, :]
-    evaluation = evaluate(stats, L, reml)
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
-    singular = bool(np.any(np.abs(np.diag(L)) < SINGULAR_TOL))
+    singular = bool(np.any(np.abs(np.diag(L)) < SINGULAR_TOL))  # on the unit-free L_s
+    L = L / sz[:, None]
+    evaluation = evaluate(original, L, reml)
     eigen = np.linalg.eigvalsh(hessian) if hessian.size else np.array([1.0])
     hessian_pd: bool | None = None if singular else bool(eigen.min() > 0)
     # lme4's idea: where the Hessian is positive definite, the Newton step the gradient
@@ -446,4 +460,5 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
         gradient_norm=gnorm,
         n_evaluations=counter[0],
         messages=tuple(messages),
+        z_scale=sz,
     )
