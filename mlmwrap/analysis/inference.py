@@ -137,9 +137,7 @@ def satterthwaite_df(res: MLMResults, contrasts: np.ndarray | None = None) -> np
 
     def gradient(u: np.ndarray) -> np.ndarray:
         vp = u * scale
-        return scale * unprofiled_gradient(
-            stats, theta_to_L(vp[:-1], q, stats.free), vp[-1], reml
-        )
+        return scale * unprofiled_gradient(stats, theta_to_L(vp[:-1], q, stats.free), vp[-1], reml)
 
     def cov_beta(u: np.ndarray) -> np.ndarray:
         vp = u * scale
