@@ -139,3 +139,7 @@ class PredictionWarning(UserWarning):
 
 class ReliabilityWarning(UserWarning):
     """A cluster-mean predictor is an unreliable measure of the cluster's true mean."""
+
+
+class DataWarning(UserWarning):
+    """The data look unusual for the model (a two-valued outcome, blank-padded cluster ids)."""

@@ -177,8 +177,9 @@ CASES = [
         b10 = g100 + g10_1*w + u10
         """,
         "y = b0 + b10*x + e",
-        "b0 = g00 + u0\nb10 = g10_0 + g10_1*w + u10",
-        "y = g00 + g10_0*x + g10_1*x*w + u0 + u10*x + e",
+        # labels as written (issue 11): g100 stays g100, g10_1 stays g10_1
+        "b0 = g00 + u0\nb10 = g100 + g10_1*w + u10",
+        "y = g00 + g100*x + g10_1*x*w + u0 + u10*x + e",
     ),
     (
         "gamma-numbers-as-written-and-unit-factors",

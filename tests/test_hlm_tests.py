@@ -37,7 +37,7 @@ def _loop(res, data, x_col, w_cols):
     for _, school in data.groupby("school"):
         x = school["ses"] - school["ses"].mean() if x_col == "cwc" else school["ses"]
         X = np.column_stack([np.ones(len(school)), x])
-        if len(school) <= 2 or np.linalg.matrix_rank(X) < 2:
+        if len(school) < 2 or np.linalg.matrix_rank(X) < 2:  # HLM: full rank, n_j >= Q
             continue
         used += 1
         coef = np.linalg.lstsq(X, school["mathach"].to_numpy(), rcond=None)[0]
@@ -92,3 +92,18 @@ def test_too_few_clusters_for_the_test_warns_and_gives_nan(hsb):
         table = variance_tests(res)
     assert np.isnan(table.loc["u0", "chi2"]) and np.isnan(table.loc["u0", "p"])
     assert np.isfinite(table.loc["u0", "reliability"])
+
+
+@pytest.mark.filterwarnings("ignore::mlmwrap.BoundaryWarning")
+def test_clusters_with_as_many_rows_as_coefficients_are_used(hsb):
+    """HLM uses every unit whose level-1 design has full rank: n_j = Q counts (issue 11)."""
+    data = hsb[hsb["school"].isin(hsb["school"].unique()[:40])]
+    pair = data["school"].unique()[:2]
+    keep = ~data["school"].isin(pair) | (data.groupby("school").cumcount() < 2)
+    data = data[keep]  # two schools of exactly 2 students, 2 coefficients (b0, b1)
+    res = mlmwrap.fit(ISAO.replace("cwc(ses)", "ses"), data, cluster="school")
+    table = variance_tests(res)
+    chi2, lam, used = _loop(res, data, "raw", ["meanses", "sector"])
+    assert used == 40 and (table["clusters_used"] == 40).all() and (table["df"] == 37).all()
+    assert table["chi2"].to_numpy() == pytest.approx(chi2, rel=1e-10)
+    assert "40 of 40 clusters" in res.summary()

@@ -20,7 +20,7 @@ only when beta K's equation has no level-2 predictors: ``coef()`` adds ``u_Kj`` 
 
 The OLS estimates are the within-cluster least-squares regression of the outcome on the
 level-1 predictors (one coefficient per beta, as HLM's "Level-1 OLS regressions"), for
-clusters where it is estimable: more rows than coefficients and a full-rank design (the
+clusters where it is estimable: at least as many rows as coefficients and a full-rank design (the
 level-1 columns, scaled by their root mean square over the whole sample, have a condition
 number below 1e5 within the cluster). Their reliability, as HLM reports it, is
 ``lambda_Kj = tau_KK / (tau_KK + sigma2 [(X_j'X_j)^-1]_KK)``; the overall reliability is
@@ -134,7 +134,7 @@ def cluster_coefficients(res: MLMResults) -> pd.DataFrame:
           regression is not estimable;
         - ``bK_reliability`` for each random beta: ``tau_KK / (tau_KK + sigma2
           [(X_j'X_j)^-1]_KK)``, NaN where the OLS is not estimable;
-        - ``ols_estimable``: more rows than level-1 coefficients and a full-rank design.
+        - ``ols_estimable``: at least as many rows as level-1 coefficients and a full-rank design.
 
         The overall reliabilities are :func:`reliabilities` (and a column of
         :func:`mlmwrap.analysis.hlm_tests.variance_tests`).

@@ -7,11 +7,12 @@ section 3.5, eq. 3.103)::
     chi2_K = sum_j (beta_hat_Kj - gamma_K0 - sum_M gamma_KM W_Mj)^2 / V_hat_Kj,
     V_hat_Kj = sigma2 [(X_j'X_j)^-1]_KK,           df = J' - S_K - 1
 
-over the ``J'`` clusters whose within-cluster OLS regression is estimable (more rows than
-level-1 coefficients and a full-rank design; see :mod:`mlmwrap.analysis.cluster`), with the
-model's (REML or ML) gammas and sigma2 and ``S_K`` the number of level-2 predictor columns
-in beta K's equation. Beside it, the reliability of each random coefficient: the mean
-over those clusters of ``tau_KK / (tau_KK + V_hat_Kj)`` (eq. 3.56).
+over the ``J'`` clusters whose within-cluster OLS regression is estimable (a full-rank
+design, so at least as many rows as level-1 coefficients, as HLM; see
+:mod:`mlmwrap.analysis.cluster`), with the model's (REML or ML) gammas and sigma2 and
+``S_K`` the number of level-2 predictor columns in beta K's equation. Beside it, the
+reliability of each random coefficient: the mean over those clusters of
+``tau_KK / (tau_KK + V_hat_Kj)`` (eq. 3.56).
 
 The test is large-sample and conservative near the boundary; it complements the
 likelihood-ratio test of a variance component rather than replacing it.

@@ -34,9 +34,9 @@ gamma
 g00      12.096  0.199  159.913  60.865  0.000
 g01       5.333  0.369  150.983  14.446  0.000
 g02       1.226  0.306  149.613   4.005  0.000
-g10       2.939  0.155  139.310  18.949  0.000
-g11       1.039  0.299  160.561   3.476  0.001
-g12      -1.643  0.240  143.351  -6.850  0.000
+g10       2.939  0.155  139.314  18.949  0.000
+g11       1.039  0.299  160.566   3.476  0.001
+g12      -1.643  0.240  143.356  -6.850  0.000
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from mlmwrap.errors import ConvergenceWarning, MLMError
 from mlmwrap.model.deviance import cov_beta_jacobian, unprofiled_gradient, unprofiled_hessian
 from mlmwrap.model.engine import ClusterStats, L_to_theta, evaluate, theta_indices, theta_to_L
 from mlmwrap.model.numdiff import hessian_from_gradient, numeric_jacobian
+from mlmwrap.model.scaling import theta_row_scales
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
@@ -125,25 +126,34 @@ def satterthwaite_df(res: MLMResults, contrasts: np.ndarray | None = None) -> np
     q, p = stats.q, stats.p
     ev = res.optimum.evaluation
     reml = res.reml
-    varpar = np.append(L_to_theta(ev.L, stats.free), np.sqrt(ev.sigma2))
+    # Differentiate in unit-free coordinates u = varpar / scale (theta entries in the units
+    # of their random effect's column, sigma relative to its estimate): the df are the same
+    # under this linear change of variables, and the finite-difference steps no longer
+    # depend on the data's units.
+    z_scale = res.optimum.z_scale if res.optimum.z_scale is not None else np.ones(q)
+    scale = np.append(theta_row_scales(z_scale, stats.free), np.sqrt(ev.sigma2))
+    u_hat = np.append(L_to_theta(ev.L, stats.free), np.sqrt(ev.sigma2)) / scale
     Lmat = np.eye(p) if contrasts is None else np.atleast_2d(np.asarray(contrasts, float))
 
-    def gradient(vp: np.ndarray) -> np.ndarray:
-        return unprofiled_gradient(stats, theta_to_L(vp[:-1], q, stats.free), vp[-1], reml)
+    def gradient(u: np.ndarray) -> np.ndarray:
+        vp = u * scale
+        return scale * unprofiled_gradient(stats, theta_to_L(vp[:-1], q, stats.free), vp[-1], reml)
 
-    def cov_beta(vp: np.ndarray) -> np.ndarray:
+    def cov_beta(u: np.ndarray) -> np.ndarray:
+        vp = u * scale
         A = evaluate(stats, theta_to_L(vp[:-1], q, stats.free), reml).A
         return vp[-1] ** 2 * np.linalg.inv(A)
 
     profiled = res.optimum.hessian
-    if profiled is not None and profiled.shape == (len(varpar) - 1,) * 2:
+    if profiled is not None and profiled.shape == (len(u_hat) - 1,) * 2:
         # The engine's Hessian of the profiled deviance gives the unprofiled one and the
-        # Jacobian of cov(beta) is analytic: no deviance evaluations beyond one pass.
-        hessian = unprofiled_hessian(stats, ev.L, reml, profiled)
-        jac = cov_beta_jacobian(stats, ev.L, float(varpar[-1]))
+        # Jacobian of cov(beta) is analytic: no deviance evaluations beyond one pass. Both
+        # are taken to the unit-free coordinates u by the chain rule.
+        hessian = unprofiled_hessian(stats, ev.L, reml, profiled) * np.outer(scale, scale)
+        jac = cov_beta_jacobian(stats, ev.L, float(np.sqrt(ev.sigma2))) * scale
     else:
-        hessian = hessian_from_gradient(gradient, varpar)
-        jac = numeric_jacobian(cov_beta, varpar).reshape(p, p, len(varpar))
+        hessian = hessian_from_gradient(gradient, u_hat)
+        jac = numeric_jacobian(cov_beta, u_hat).reshape(p, p, len(u_hat))
     a_var = 2.0 * _pinv_psd(hessian, "the Satterthwaite df")
     C = res.optimum.cov_beta
     var_con = np.einsum("ki,ij,kj->k", Lmat, C, Lmat)

@@ -379,8 +379,21 @@ def _wald_scale_se(res: MLMResults, params: list[_Param]) -> dict[str, float]:
         )
         for p in var
     ]
+    # A singular correlation matrix (a singular fit with every SD positive): its
+    # correlations sit on the boundary of the PSD cone, where no Wald SE exists.
+    R_hat = np.eye(q)
+    for p in var:
+        if p.kind == "cor" and np.isfinite(p.estimate):
+            R_hat[p.index] = R_hat[p.index[::-1]] = p.estimate
+    if q > 1 and np.linalg.eigvalsh(R_hat)[0] <= _BOUNDARY:
+        free = [f and p.kind != "cor" for p, f in zip(var, free, strict=True)]
     u_hat = np.array(
-        [_to_scale(p, p.estimate) if f else 0.0 for p, f in zip(var, free, strict=True)]
+        [
+            _to_scale(p, p.estimate)
+            if f
+            else (float(np.nan_to_num(p.estimate)) if p.kind == "cor" else 0.0)
+            for p, f in zip(var, free, strict=True)
+        ]
     )
 
     def deviance(u_free: np.ndarray) -> float:
@@ -388,7 +401,7 @@ def _wald_scale_se(res: MLMResults, params: list[_Param]) -> dict[str, float]:
         u[np.flatnonzero(free)] = u_free
         sds, R, sigma = np.zeros(q), np.eye(q), 1.0
         for p, f, ui in zip(var, free, u, strict=True):
-            value = _from_scale(p, ui) if f else 0.0
+            value = _from_scale(p, ui) if f else (ui if p.kind == "cor" else 0.0)
             if p.kind == "sd":
                 sds[p.index[0]] = value
             elif p.kind == "cor":

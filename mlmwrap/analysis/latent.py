@@ -40,6 +40,7 @@ from scipy import stats as sstats
 
 from mlmwrap.analysis.shared.decomposition import classify, column_key, combinations, find_pairs
 from mlmwrap.analysis.shared.icc import mean_reliability, null_model_icc
+from mlmwrap.errors import MLMError
 from mlmwrap.language.expr import Expr
 from mlmwrap.model.centering import cluster_mean, cluster_sums
 from mlmwrap.model.design import evaluate_on_sample
@@ -357,6 +358,12 @@ def corrected_effects(res: MLMResults) -> pd.DataFrame:
             value = float(a @ est)
             se = float(np.sqrt(a @ cov @ a))
             rows.append((pair.variable, effect, value, se, uncorrected, rel, lam, ""))
+    if not rows:
+        raise MLMError(
+            "the model has no cluster mean of a level-1 variable (cmean(x) beside x or "
+            "cwc(x)), so there is no between or contextual effect to correct",
+            hint="add cmean(x) as a level-2 predictor of b0, e.g. b0 = g00 + g01*cmean(ses) + u0",
+        )
     columns = ["estimate", "se", "uncorrected", "reliability", "effective_reliability", "note"]
     frame = pd.DataFrame(rows, columns=["variable", "effect", *columns]).set_index(
         ["variable", "effect"]

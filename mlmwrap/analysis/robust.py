@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sstats
 
+from mlmwrap.analysis.shared.progress import progress
 from mlmwrap.errors import MLMError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,11 +51,25 @@ __all__ = ["cr2_vcov", "robust_table"]
 
 
 def _inv_sqrt_psd(G: np.ndarray) -> np.ndarray:
-    """Symmetric G^(-1/2) over the positive eigenvalues (clubSandwich's matrix_power)."""
-    values, vectors = np.linalg.eigh(0.5 * (G + G.T))
-    tol = 1e-12 * max(1.0, float(values.max()))
+    """Symmetric G^(-1/2) over the positive eigenvalues (clubSandwich's matrix_power), for
+    a stack of matrices (..., n, n); the tolerance is relative to each matrix's largest
+    eigenvalue (G is free of units: sigma2 is factored out)."""
+    values, vectors = np.linalg.eigh(0.5 * (G + np.swapaxes(G, -1, -2)))
+    tol = 1e-12 * np.maximum(1.0, values.max(axis=-1, keepdims=True))
     inv_sqrt = np.where(values > tol, 1.0 / np.sqrt(np.clip(values, tol, None)), 0.0)
-    return (vectors * inv_sqrt) @ vectors.T
+    return (vectors * inv_sqrt[..., None, :]) @ np.swapaxes(vectors, -1, -2)
+
+
+def _size_groups(codes: np.ndarray, n_clusters: int):
+    """Clusters grouped by size: ``(clusters, rows)`` with ``rows`` of shape (J_s, n_s), the
+    row indices of each cluster of that size (one array per distinct size, no loop over
+    clusters)."""
+    sizes = np.bincount(codes, minlength=n_clusters)
+    order = np.argsort(codes, kind="stable")
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    for n in np.unique(sizes[sizes > 0]):
+        clusters = np.flatnonzero(sizes == n)
+        yield clusters, order[starts[clusters][:, None] + np.arange(n)]
 
 
 def cr2_vcov(res: MLMResults) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +89,12 @@ def cr2_vcov(res: MLMResults) -> tuple[np.ndarray, np.ndarray]:
 
     Notes
     -----
-    One loop over clusters with ``n_j x n_j`` matrices (an eigendecomposition each): fast for
-    clusters of tens or hundreds of rows, slow for clusters of many thousands.
+    Cluster by cluster with O(J) memory: clusters of equal size are stacked and their
+    ``n_j x n_j`` matrices handled in one batch (a loop over the distinct sizes, never over
+    clusters), and no J x J matrix is formed: the Satterthwaite df, whose matrix
+    ``P_i = diag(g_i) - H_i H_i'`` is J x J, come from ``tr P_i = sum g_i - ||H_i||^2`` and
+    ``||P_i||^2 = sum g_i^2 - 2 sum_j g_ij ||h_ij||^2 + ||H_i'H_i||^2``. Memory is
+    ``sum_j n_j^2``, so one huge cluster is costly.
 
     Examples
     --------
@@ -95,32 +114,32 @@ def cr2_vcov(res: MLMResults) -> tuple[np.ndarray, np.ndarray]:
     p = M.shape[0]
     M_chol = np.linalg.cholesky(M)
     resid = d.y - d.X @ ev.beta
-    order = np.argsort(d.codes, kind="stable")
-    bounds = np.r_[0, np.cumsum(np.bincount(d.codes, minlength=res.n_clusters))]
     J = res.n_clusters
     components = np.empty((J, p))
     g2 = np.empty((J, p))  # squared norms of the rows of M E_j D_j'
     h = np.empty((J, p, p))  # M E_j X_j chol(M)
-    for j in range(J):
-        rows = order[bounds[j] : bounds[j + 1]]
-        X, Zl = d.X[rows], d.Z[rows] @ L
-        V = Zl @ Zl.T
-        V[np.diag_indices_from(V)] += 1.0
+    groups = list(_size_groups(d.codes, J))
+    for clusters, rows in progress(groups, "robust SEs", work=int(d.n_obs) > 200_000):
+        X, Zl = d.X[rows], d.Z[rows] @ L  # (J_s, n, p), (J_s, n, q)
+        V = Zl @ np.swapaxes(Zl, 1, 2)
+        V[:, range(V.shape[1]), range(V.shape[1])] += 1.0
         Dt = np.linalg.cholesky(V)  # lower: V = Dt Dt'
         W = np.linalg.inv(V)
-        G = Dt.T @ (V - X @ M @ X.T) @ Dt
-        A = Dt @ _inv_sqrt_psd(G) @ Dt.T
-        E = X.T @ W @ A  # clubSandwich's adjusted estimating matrix
-        components[j] = E @ resid[rows]
+        XMXt = X @ M @ np.swapaxes(X, 1, 2)
+        G = np.swapaxes(Dt, 1, 2) @ (V - XMXt) @ Dt
+        A = Dt @ _inv_sqrt_psd(G) @ np.swapaxes(Dt, 1, 2)
+        E = np.swapaxes(X, 1, 2) @ W @ A  # clubSandwich's adjusted estimating matrix
+        components[clusters] = np.einsum("jpn,jn->jp", E, resid[rows])
         ME = M @ E
-        g2[j] = np.sum((ME @ Dt) ** 2, axis=1)
-        h[j] = ME @ X @ M_chol
+        g2[clusters] = np.sum((ME @ Dt) ** 2, axis=2)
+        h[clusters] = ME @ X @ M_chol
     vcov = M @ (components.T @ components) @ M
-    # Satterthwaite: P_i[j, k] = delta_jk g2[j, i] - h[j, i, :] . h[k, i, :]
-    df = np.empty(p)
-    for i in range(p):
-        P = np.diag(g2[:, i]) - h[:, i, :] @ h[:, i, :].T
-        df[i] = np.trace(P) ** 2 / np.sum(P**2)
+    # Satterthwaite without the J x J matrix P_i[j, k] = delta_jk g2[j, i] - h_ji . h_ki
+    hn2 = np.sum(h**2, axis=2)  # (J, p): ||h_ji||^2
+    hth = np.einsum("jia,jib->iab", h, h)  # (p, p, p): H_i'H_i
+    trace = g2.sum(axis=0) - hn2.sum(axis=0)
+    frob = (g2**2).sum(axis=0) - 2.0 * (g2 * hn2).sum(axis=0) + np.sum(hth**2, axis=(1, 2))
+    df = trace**2 / frob
     return 0.5 * (vcov + vcov.T), df
 
 

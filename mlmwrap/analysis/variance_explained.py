@@ -407,7 +407,7 @@ _SOURCES = {
 
 def _kind(x: np.ndarray, between: np.ndarray) -> str:
     """'within' (cluster means 0), 'between' (constant in clusters) or 'mixed'."""
-    scale = max(1.0, float(np.max(np.abs(x))))
+    scale = float(np.max(np.abs(x)))  # relative: no floor in the data's units
     if np.max(np.abs(x - between)) <= 1e-9 * scale:
         return "between"
     if np.max(np.abs(between)) <= 1e-9 * scale:

@@ -6,6 +6,7 @@ import dataclasses
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from mlmwrap.analysis.inference import resolve_method
@@ -20,6 +21,7 @@ from mlmwrap.model.design import build_design
 from mlmwrap.model.engine import ClusterStats, optimize
 from mlmwrap.model.rank import check_rank
 from mlmwrap.model.tau_pattern import tau_pattern
+from mlmwrap.model.validation import check_flag, normalize_cluster
 
 __all__ = ["fit"]
 
@@ -115,6 +117,8 @@ def fit(
     """
     start = time.perf_counter()
     df = resolve_method(df)  # a typo fails before any work
+    reml = check_flag(reml, "reml")
+    cluster = normalize_cluster(cluster)
     spec = parse_equations(equations) if isinstance(equations, str) else equations
     if not isinstance(spec, ModelSpec):
         raise DataError(
@@ -134,10 +138,35 @@ def fit(
             stats = ClusterStats.from_arrays(design.X, design.Z, design.y, design.codes, free=free)
         check_design_rank(stats, design)
         bar.step("optimizing the deviance")
-        optimum = optimize(stats, reml=reml)
+        optimum = _optimize(stats, design, reml)
         bar.step("small-sample inference")
         results, unreliable = _results(spec, design, optimum, stats, data, df, start)
     return _warn(results, unreliable, start)
+
+
+def _optimize(stats: ClusterStats, design, reml: bool):
+    """The engine's optimum, or a DataError for data the deviance cannot describe."""
+    try:
+        optimum = optimize(stats, reml=reml)
+    except np.linalg.LinAlgError:
+        raise DataError(
+            "the deviance cannot be evaluated for these data (is the outcome an exact "
+            "function of the predictors and the clusters?)",
+            hint="check the outcome and the predictors for duplicates and constants",
+        ) from None
+    # The outcome's variance (its mean square where the rows are not at hand, lazy inputs).
+    try:
+        spread = float(np.var(design.y))
+    except RowsUnavailableError:
+        spread = float(stats.cross[:, -1, -1].sum()) / stats.n_obs
+    if not optimum.sigma2 > 1e-10 * spread:
+        raise DataError(
+            f"the model reproduces '{design.outcome}' exactly (a perfect fit within clusters): "
+            "the level-1 residual variance is 0",
+            expected="an outcome that is not an exact function of the predictors and clusters",
+            hint="check for a predictor that is the outcome under another name",
+        )
+    return optimum
 
 
 def _results(spec, design, optimum, stats, data, df, start) -> tuple[MLMResults, list[str]]:

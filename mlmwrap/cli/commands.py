@@ -62,7 +62,12 @@ def _read_text(path: str) -> str:
 
 
 def _read_csv(path: str, args: argparse.Namespace) -> pd.DataFrame:
-    frame = pd.read_csv(path, sep=args.sep, na_values=args.na_values)
+    try:
+        frame = pd.read_csv(path, sep=args.sep, na_values=args.na_values)
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"the data file '{path}' is empty", hint="check the path and the file"
+        ) from None
     if frame.shape[1] == 1 and args.sep == ",":
         for sep in (";", "\t"):
             if sep in str(frame.columns[0]):

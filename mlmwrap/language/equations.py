@@ -437,7 +437,8 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
             continue
         m_suggest = 0 if t.predictor is None else max([0, *seen]) + 1
         _, m = _gamma_km(eq, var, c, k, m_suggest)
-        label = _gamma_label(k, m)
+        # The label as written (g100 stays g100), in the g notation (gamma01, γ01 -> g01).
+        label = f"g{c.digits}" if c.second is None else _gamma_label(k, m)
         if m in seen:
             raise _spec_error(
                 eq,

@@ -99,8 +99,10 @@ def varies_within(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
     lo = np.full(n_clusters, np.inf)
     np.maximum.at(hi, codes, x)
     np.minimum.at(lo, codes, x)
-    scale = max(1.0, float(np.max(np.abs(x))) if len(x) else 1.0)
-    return (hi - lo) > 1e-9 * scale
+    # Relative to the values' magnitude, at the level of rounding: 1e10 plus noise of 1
+    # varies, a product of level-2 columns does not (no absolute floor: units don't matter).
+    scale = float(np.max(np.abs(x))) if len(x) else 0.0
+    return (hi - lo) > 1e3 * np.finfo(float).eps * scale
 
 
 def is_level2(x: np.ndarray, codes: np.ndarray) -> bool:

@@ -39,6 +39,13 @@ from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Var
 from mlmwrap.language.formulas import Formulas, reduced_formulas
 from mlmwrap.language.spec import Beta, Gamma, ModelSpec
 from mlmwrap.model.centering import cluster_mean, grand_mean_centered, varies_within, within_cluster
+from mlmwrap.model.validation import (
+    check_columns,
+    check_fixed_size,
+    check_outcome,
+    check_perfect_fit,
+    normalize_cluster,
+)
 
 __all__ = [
     "FixedColumn",
@@ -371,6 +378,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
             f"data must be a pandas DataFrame, not {type(data).__name__}",
             hint="e.g. data=pd.read_csv('file.csv')",
         )
+    cluster = normalize_cluster(cluster)
     if cluster not in data.columns:
         close = difflib.get_close_matches(str(cluster), [str(c) for c in data.columns], n=3)
         raise DataError(
@@ -390,6 +398,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
                 raise _column_error(spec, var, data.columns)
             mapping[var.name] = resolved
 
+    check_columns(spec, data, mapping, cluster)
     used_columns = list(dict.fromkeys([*mapping.values(), cluster]))
     frame = data.loc[:, used_columns]
     missing = frame.isna()
@@ -418,6 +427,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
     resolved = {id(e): _rename_vars(e, mapping) for e in _all_expressions(spec)}
 
     y = builder.numeric(resolved[id(spec.outcome)])
+    check_outcome(spec, y, mapping)
     formulas = reduced_formulas(
         spec,
         cluster,
@@ -442,6 +452,8 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
     )
     _check_finite(builder, spec, y, X)
     # The rank of X and Z is checked from the cross-products (mlmwrap.model.rank).
+    check_fixed_size(len(y), X.shape[1], [c.label for c in fixed_meta])
+    check_perfect_fit(spec, y, X)
 
     sample = SampleInfo(
         rows_total=len(data),

@@ -170,6 +170,8 @@ class Optimum:
     messages: tuple[str, ...] = field(default=())
     # Hessian of the profiled deviance in theta (lme4's order) at the optimum, or None.
     hessian: np.ndarray | None = field(default=None, repr=False)
+    # Root mean square of each column of Z: the engine's units (mlmwrap.model.scaling).
+    z_scale: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def beta(self) -> np.ndarray:
@@ -191,7 +193,11 @@ class Optimum:
     @property
     def zero_variances(self) -> np.ndarray:
         """Boolean per random effect: its variance is 0 up to rounding (on the boundary)."""
-        return np.diag(self.tau) <= 1e-8 * max(1.0, self.sigma2)
+        # Relative to sigma2 and to the units of the effect's column: tau_kk s_k^2 / sigma2,
+        # the share of the level-1 variance the effect carries, is free of units.
+        L = self.evaluation.L
+        scale = np.ones(L.shape[0]) if self.z_scale is None else self.z_scale
+        return np.sum(L**2, axis=1) * scale**2 <= 1e-8
 
     @property
     def cov_beta(self) -> np.ndarray:
@@ -444,6 +450,13 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     -------
     Optimum
     """
+    from mlmwrap.model.scaling import column_scales, rescaled, theta_row_scales
+
+    original = stats
+    sx, sz, sy = column_scales(original)
+    # Optimize in units where every column has RMS 1, so that every tolerance below is
+    # free of the data's units; L maps back exactly (mlmwrap.model.scaling).
+    stats = rescaled(original, sx, sz, sy)
     q = stats.q
     counter = [0]
     found: list[tuple[float, np.ndarray]] = []
@@ -474,9 +487,14 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
         L = L * flip[None, :]
         sign = L_to_theta(np.ones((q, q)) * flip[None, :], stats.free)  # each entry's flip
         theta, grad, hessian = theta * sign, grad * sign, hessian * np.outer(sign, sign)
-    evaluation = evaluate(stats, L, reml)
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
-    singular = bool(np.any(np.abs(np.diag(L)) < SINGULAR_TOL))
+    singular = bool(np.any(np.abs(np.diag(L)) < SINGULAR_TOL))  # on the unit-free L_s
+    L = L / sz[:, None]
+    evaluation = evaluate(original, L, reml)
+    # The profiled deviance in the data's units is the rescaled one at L_s = diag(s_z) L (up
+    # to a constant), so its Hessian in theta is D H_s D with D the rows' scales s_z.
+    d = 1.0 / theta_row_scales(sz, stats.free)
+    hessian_original = hessian * np.outer(d, d)
     eigen = np.linalg.eigvalsh(hessian) if hessian.size else np.array([1.0])
     hessian_pd: bool | None = None if singular else bool(eigen.min() > 0)
     # lme4's idea: where the Hessian is positive definite, the Newton step the gradient
@@ -505,5 +523,6 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
         gradient_norm=gnorm,
         n_evaluations=counter[0],
         messages=tuple(messages),
-        hessian=hessian,
+        hessian=hessian_original,
+        z_scale=sz,
     )

@@ -434,6 +434,11 @@ def from_json(text: str) -> TableData:
     MLMError
         When the text is not JSON from :func:`to_json`.
     """
+    if not isinstance(text, str | bytes | bytearray):
+        raise MLMError(
+            f"from_json() reads the text that to_json() wrote, not a {type(text).__name__}",
+            hint="e.g. from_json(open('results.json').read()), or from_json(to_json(res))",
+        )
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:

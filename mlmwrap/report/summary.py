@@ -93,8 +93,17 @@ def _wrap(prefix: str, text: str, width: int = 92) -> list[str]:
 
 def _status_lines(res: MLMResults) -> list[str]:
     lines = []
-    if res.converged:
+    # One verdict that agrees with the warnings below it: the Hessian is "checked" only
+    # where it was found positive definite.
+    if res.converged and res.hessian_pd:
         lines.append("Converged: yes (gradient and Hessian checked at the optimum)")
+    elif res.converged and res.hessian_pd is None:
+        lines.append("Converged: yes (gradient checked; a boundary fit has no interior Hessian)")
+    elif res.converged:
+        lines.append(
+            "Converged: the gradient is zero, but the Hessian is not positive definite -- "
+            "the variance parameters are not well identified"
+        )
     else:
         lines.append("Converged: NO -- do not trust these estimates")
     if res.singular:

@@ -58,7 +58,9 @@ def cluster_ols(res: MLMResults) -> ClusterOLS:
     eig = np.linalg.eigvalsh(xtx / np.outer(scale, scale))
     with np.errstate(divide="ignore", invalid="ignore"):
         condition = eig[:, -1] / eig[:, 0]
-    estimable = (d.cluster_sizes > P) & (eig[:, 0] > 0) & (condition < MAX_CONDITION**2)
+    # HLM's rule: every cluster whose design has full column rank (n_j >= P) has an OLS
+    # estimate, an exact fit when n_j == P; sigma2 (pooled) gives its sampling variance.
+    estimable = (d.cluster_sizes >= P) & (eig[:, 0] > 0) & (condition < MAX_CONDITION**2)
     coef = np.full((J, P), np.nan)
     inv_diag = np.full((J, P), np.nan)
     if estimable.any():
