@@ -4,9 +4,11 @@ Generated models on HSB subsets (boundary and singular fits and three random eff
 included) run every results method; each must return a result or raise an MLMError.
 """
 
+import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -142,3 +144,33 @@ def test_cli_piped_into_head_has_no_broken_pipe():
     out = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
     assert "BrokenPipeError" not in out.stderr and "Traceback" not in out.stderr
     assert len(out.stdout.splitlines()) == 2
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_profile_intervals_of_the_three_effect_fit_against_lme4(hsb):
+    """lme4's confint(method = "profile") on the same fit (reference/issue11_confint_singular.R).
+
+    The fit sits next to the boundary (cor(u1, u2) = -0.97): lme4 returns the bounds -1 and
+    +1 for every correlation, 0 for the slopes' SD, Inf for one SD's upper limit (its profile
+    never climbs back), and lme4's spline-interpolated profile is itself only accurate to a
+    few per mille there. Tolerance: 2% relative where lme4's limit is finite; the bounds
+    exactly.
+    """
+    ref = json.loads(
+        (Path(__file__).parent / "reference" / "issue11_confint_singular.json").read_text()
+    )
+    data = hsb[hsb["school"].isin(ref["schools"])]
+    eq = "mathach = b0 + b1*cwc(ses) + b2*minority\nb0 = g00 + u0\nb1 = g10 + u1\nb2 = g20 + u2"
+    res = mlmwrap.fit(eq, data, cluster="school")
+    assert res.deviance == pytest.approx(ref["deviance"], abs=1e-3)
+    ours = res.confint()
+    names = ["sd(u0)", "cor(u0,u1)", "cor(u0,u2)", "sd(u1)", "cor(u1,u2)", "sd(u2)", "sigma",
+             "g00", "g10", "g20"]  # fmt: skip
+    for name, lo, hi in zip(names, ref["confint"]["lower"], ref["confint"]["upper"], strict=True):
+        for ours_value, theirs in ((ours.loc[name, "lower"], lo), (ours.loc[name, "upper"], hi)):
+            if theirs == "Inf":
+                assert ours_value > ours.loc[name, "estimate"]
+            elif abs(theirs) in (0.0, 1.0):
+                assert ours_value == pytest.approx(theirs, abs=1e-6)
+            else:
+                assert ours_value == pytest.approx(theirs, rel=2e-2)
