@@ -50,6 +50,7 @@ from mlmwrap.errors import BoundaryWarning, ConvergenceWarning, MLMError
 from mlmwrap.model.deviance import unprofiled_deviance
 from mlmwrap.model.engine import ClusterStats, L_to_theta, optimize, theta_indices, theta_to_L
 from mlmwrap.model.numdiff import numeric_hessian
+from mlmwrap.model.scaling import column_scales, rescaled
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
@@ -363,19 +364,30 @@ def _from_scale(par: _Param, u: float) -> float:
     return u
 
 
+def _zero_sd(stats: ClusterStats, k: int, sigma: float) -> float:
+    """The SD of random effect k below which it counts as 0: ``_BOUNDARY * sigma`` in the
+    units of a standardized z_k, so rescaling a predictor never changes the verdict."""
+    return _BOUNDARY * sigma / float(column_scales(stats)[1][k])
+
+
 def _wald_scale_se(res: MLMResults, params: list[_Param]) -> dict[str, float]:
     """SEs on the unbounded scale (log SD, atanh cor, log sigma) from the fit's deviance."""
     var = [p for p in params if p.kind != "gamma"]
     stats = res.cluster_stats
     q = stats.q
-    tiny = _BOUNDARY * np.sqrt(res.sigma2)
-    zero_sd = {p.index[0] for p in var if p.kind == "sd" and not p.estimate > tiny}
+    sigma_hat = np.sqrt(res.sigma2)
+    zero_sd = {
+        p.index[0]
+        for p in var
+        if p.kind == "sd" and not p.estimate > _zero_sd(stats, p.index[0], sigma_hat)
+    }
     free = [
-        p.estimate > tiny
+        p.index[0] not in zero_sd
         if p.kind == "sd"
         else (
             p.kind == "sigma"
-            or (abs(p.estimate) < 1.0 and not set(p.index) & zero_sd)  # NaN fails too
+            # a correlation within 1e-6 of +-1 is on the boundary (NaN fails too)
+            or (abs(p.estimate) < 1.0 - 1e-6 and not set(p.index) & zero_sd)
         )
         for p in var
     ]
@@ -416,12 +428,19 @@ def _wald_scale_se(res: MLMResults, params: list[_Param]) -> dict[str, float]:
                 return np.inf  # not a correlation matrix: off the parameter space
             root = v * np.sqrt(np.clip(w, 0.0, None))
         L = (sds[:, None] * root) / sigma
-        return unprofiled_deviance(stats, L, sigma, res.reml)
+        # On the standardized statistics (the same surface up to a constant): the finite
+        # differences then do not lose digits to badly scaled columns.
+        return unprofiled_deviance(standard, scale_z[:, None] * L, sigma / scale_y, res.reml)
 
+    scales = column_scales(stats)
+    standard = rescaled(stats, *scales)
+    scale_z, scale_y = scales[1], float(scales[2])
     idx = np.flatnonzero(free)
     out = {p.label: np.nan for p in var}
     if len(idx):
-        H = numeric_hessian(deviance, u_hat[idx])
+        # Steps of 5e-3 on the log / atanh scale whatever the value there: a change of
+        # units shifts log SD and log sigma, and must not change the step.
+        H = numeric_hessian(lambda du: deviance(u_hat[idx] + du), np.zeros(len(idx)), scale=10.0)
         try:
             cov = 2.0 * np.linalg.inv(H)
             se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
@@ -440,7 +459,7 @@ def _profile_bound(
 ) -> float:
     """Where the profiled deviance rises by ``crit`` on one side of ``centre``."""
     z = np.sqrt(crit)
-    if par.kind == "sd" and centre < _BOUNDARY * prof.sigma_hat:
+    if par.kind == "sd" and centre < _zero_sd(prof.stats, par.index[0], prof.sigma_hat):
         centre = 0.0  # on the boundary: the log scale is no use
     u0 = _to_scale(par, centre)
     limit = par.high if side > 0 else par.low
@@ -463,7 +482,9 @@ def _profile_bound(
         def from_scale(u: float) -> float:
             return u
 
-        se_u = 0.1 * (prof.sigma_hat if par.kind == "sd" else 1.0)
+        se_u = 0.1 * (
+            prof.sigma_hat / column_scales(prof.stats)[1][par.index[0]] if par.kind == "sd" else 1.0
+        )
     else:
 
         def from_scale(u: float) -> float:
@@ -477,7 +498,7 @@ def _profile_bound(
         v = from_scale(u)
         if (side > 0 and v >= limit) or (side < 0 and v <= limit) or not np.isfinite(v):
             break
-        if par.kind == "sd" and v < _BOUNDARY * prof.sigma_hat:
+        if par.kind == "sd" and v < _zero_sd(prof.stats, par.index[0], prof.sigma_hat):
             break  # so close to 0 that only 0 itself is worth trying
         g = excess(v)
         if g >= 0:

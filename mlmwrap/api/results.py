@@ -156,8 +156,11 @@ class MLMResults(FittedModel):
         profile likelihood (lme4's default) or Wald on a boundary-respecting scale
         (:func:`mlmwrap.analysis.intervals.variance_intervals`)."""
         from mlmwrap.analysis.intervals import variance_intervals
+        from mlmwrap.model.validation import check_flag
 
-        return variance_intervals(self, method=method, level=level, gammas=gammas)
+        return variance_intervals(
+            self, method=method, level=level, gammas=check_flag(gammas, "gammas")
+        )
 
     def refit(
         self,
@@ -304,7 +307,9 @@ class MLMResults(FittedModel):
         """Predictions: the fixed part plus, for clusters in the fit, their EB effects
         (:func:`mlmwrap.analysis.predict.predict`)."""
         from mlmwrap.analysis.predict import predict
+        from mlmwrap.model.validation import check_flag
 
+        random, detail = check_flag(random, "random"), check_flag(detail, "detail")
         return predict(self, newdata, random=random, detail=detail)
 
     def residuals(self) -> pd.DataFrame:

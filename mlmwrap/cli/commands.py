@@ -258,6 +258,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the parsed command; errors in the input are one message and exit status 2."""
     try:
         return _COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) stopped early, which is not an error: point stdout at
+        # devnull so that Python's flush at exit does not complain (Python docs, "SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except MLMError as err:
         print(f"mlmwrap: error: {flag_tips(str(err))}", file=sys.stderr)
     except ImportError as err:

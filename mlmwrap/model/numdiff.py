@@ -36,12 +36,15 @@ def _symmetric(H: np.ndarray) -> np.ndarray:
     return 0.5 * (H + H.T)
 
 
-def _steps(x: np.ndarray, rel: float, floor: float = 0.1) -> np.ndarray:
-    return rel * np.maximum(np.abs(x), floor)
+def _steps(x: np.ndarray, rel: float, floor: float = 0.1, scale=None) -> np.ndarray:
+    # ``scale``: the typical size of each entry (default 1), so that the floor for entries
+    # at or near 0 follows the entry's units.
+    return rel * np.maximum(np.abs(x), floor * (1.0 if scale is None else np.asarray(scale)))
 
 
-def numeric_hessian(f, x: np.ndarray, rel: float = 5e-3) -> np.ndarray:
-    """Hessian of a scalar function by central differences, one Richardson step.
+def numeric_hessian(f, x: np.ndarray, rel: float = 5e-3, scale=None) -> np.ndarray:
+    """Hessian of a scalar function by central differences, one Richardson step; the step
+    for ``x_i`` is ``rel * max(|x_i|, 0.1 * scale_i)`` (``scale`` default 1).
 
     The deviance is smooth and cheap; two step sizes cancel the O(h^2) error, which keeps the
     second derivatives good to ~1e-7 relative where one step size would give ~1e-5.
@@ -64,7 +67,7 @@ def numeric_hessian(f, x: np.ndarray, rel: float = 5e-3) -> np.ndarray:
                 ) / (4.0 * h[i] * h[j])
         return H
 
-    h = _steps(x, rel)
+    h = _steps(x, rel, 0.1, scale)
     H = (4.0 * at(h / 2.0) - at(h)) / 3.0
     return 0.5 * (H + H.T)
 
