@@ -1,0 +1,260 @@
+"""Three-level models from the equations (HLM3 notation) against lme4 and lmerTest.
+
+Golden numbers: reference/issue9_three_level.json (lme4 1.1-31, lmerTest 3.1.3; made by
+reference/issue9_three_level.R on mlmRev's Chem97 and egsingle, data in tests/data).
+Tolerances (issue 9): gammas 1e-4 relative, SEs / tau / sigma2 1e-3 relative, deviance
+1e-3 absolute, Satterthwaite df 1e-2 relative.
+"""
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DATA, REFERENCE
+
+import mlmwrap
+from mlmwrap.api.nested_results import NestedResults
+from mlmwrap.errors import MLMError
+
+NULL = """
+score = p0 + e
+p0 = b00 + r0
+b00 = g000 + u00
+"""
+CWC = """
+score = p0 + p1*cwc(gcsecnt) + e
+p0 = b00 + b01*cmean(gcsecnt) + r0
+p1 = b10 + r1
+b00 = g000 + u00
+b01 = g010
+b10 = g100
+"""
+CWC_L3 = """
+score = p0 + p1*cwc(gcsecnt) + e
+p0 = b00 + b01*cwc(cmean(gcsecnt)) + r0
+p1 = b10 + r1
+b00 = g000 + g001*cmean(cmean(gcsecnt)) + u00
+b01 = g010
+b10 = g100
+"""
+GROWTH = """
+math = p0 + p1*year + e
+p0 = b00 + r0
+p1 = b10 + r1
+b00 = g000 + u00
+b10 = g100 + u10
+"""
+GROWTH_PRED = """
+math = π0jk + π1jk*year + e_ijk
+π0jk = β00k + β01k*black + r0jk
+π1jk = β10k + β11k*black + r1jk
+β00k = γ000 + γ001*lowinc + u00k
+β01k = γ010
+β10k = γ100 + γ101*lowinc + u10k
+β11k = γ110
+"""
+#: key -> (data, equations, clusters, R name -> gamma label, R name -> (r, u) label)
+MODELS = {
+    "chem97_null": ("chem97", NULL, ["school", "lea"], {"(Intercept)": "g000"}),
+    "chem97_null_ml": ("chem97", NULL, ["school", "lea"], {"(Intercept)": "g000"}),
+    "chem97_null_school_in_lea": (
+        "chem97",
+        NULL,
+        ["school_in_lea", "lea"],
+        {"(Intercept)": "g000"},
+    ),
+    "chem97_cwc_slope": (
+        "chem97",
+        CWC,
+        ["school", "lea"],
+        {"(Intercept)": "g000", "gcsecnt_cwc": "g100", "school_mean_gcse": "g010"},
+    ),
+    "chem97_cwc_slope_ml": (
+        "chem97",
+        CWC,
+        ["school", "lea"],
+        {"(Intercept)": "g000", "gcsecnt_cwc": "g100", "school_mean_gcse": "g010"},
+    ),
+    "chem97_cwc_slope_l3": (
+        "chem97",
+        CWC_L3,
+        ["school", "lea"],
+        {"(Intercept)": "g000", "gcsecnt_cwc": "g100", "sm_cwc3": "g010", "lea_mean_sm": "g001"},
+    ),
+    "eg_growth": (
+        "egsingle",
+        GROWTH,
+        ["childid", "schoolid"],
+        {"(Intercept)": "g000", "year": "g100"},
+    ),
+    "eg_growth_ml": (
+        "egsingle",
+        GROWTH,
+        ["childid", "schoolid"],
+        {"(Intercept)": "g000", "year": "g100"},
+    ),
+    "eg_growth_pred": (
+        "egsingle",
+        GROWTH_PRED,
+        ["childid", "schoolid"],
+        {
+            "(Intercept)": "g000",
+            "year": "g100",
+            "black": "g010",
+            "lowinc": "g001",
+            "year:black": "g110",
+            "year:lowinc": "g101",
+        },
+    ),
+    "eg_growth_pred_ml": (
+        "egsingle",
+        GROWTH_PRED,
+        ["childid", "schoolid"],
+        {
+            "(Intercept)": "g000",
+            "year": "g100",
+            "black": "g010",
+            "lowinc": "g001",
+            "year:black": "g110",
+            "year:lowinc": "g101",
+        },
+    ),
+    "eg_growth_diag_child": (
+        "egsingle",
+        GROWTH + "cov(r0, r1) = 0\n",
+        ["childid", "schoolid"],
+        {"(Intercept)": "g000", "year": "g100"},
+    ),
+}
+RANDOM = {
+    2: {"(Intercept)": "r0", "gcsecnt_cwc": "r1", "year": "r1"},
+    3: {"(Intercept)": "u00", "year": "u10"},
+}
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict:
+    return json.loads((REFERENCE / "issue9_three_level.json").read_text())["models"]
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, pd.DataFrame]:
+    return {name: pd.read_csv(DATA / f"{name}.csv.gz") for name in ("chem97", "egsingle")}
+
+
+@pytest.fixture(scope="module")
+def fits(data, golden) -> dict[str, NestedResults]:
+    out = {}
+    for key, (name, eqs, clusters, _) in MODELS.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # none of these fits is singular or unconverged
+            out[key] = mlmwrap.fit(eqs, data[name], cluster=clusters, reml=golden[key]["reml"])
+    return out
+
+
+@pytest.mark.parametrize("key", list(MODELS))
+def test_against_lme4(key, fits, golden):
+    res, ref = fits[key], golden[key]
+    names = MODELS[key][3]
+    clusters = MODELS[key][2]
+    assert isinstance(res, NestedResults)
+    g = res.gamma
+    for r_name, label in names.items():
+        assert g.loc[label, "estimate"] == pytest.approx(ref["fixef"][r_name], rel=1e-4)
+        assert g.loc[label, "se"] == pytest.approx(ref["se"][r_name], rel=1e-3)
+        assert g.loc[label, "df"] == pytest.approx(ref["df"][r_name], rel=1e-2)
+    assert res.sigma2 == pytest.approx(ref["sigma2"], rel=1e-3)
+    assert res.deviance == pytest.approx(ref["deviance"], abs=1e-3)
+    assert res.deviance < ref["deviance"] + 1e-5  # never above lme4's optimum
+    for factor, cluster in ref["levels"].items():
+        level = clusters.index(cluster) + 2
+        tau = res.tau_by_level[cluster]
+        want = ref["tau"][factor]
+        labels = [RANDOM[level][n] for n in want["names"]]
+        assert list(tau.index) == labels
+        np.testing.assert_allclose(
+            tau.loc[labels, labels].to_numpy(),
+            np.array(want["cov"]),
+            rtol=1e-3,
+            atol=1e-3 * max(np.diag(np.array(want["cov"]))),
+        )
+    assert res.converged and not res.singular
+    assert list(res.tau.index) == [lab for t in res.tau_by_level.values() for lab in t.index]
+
+
+def test_formulas_and_sample(fits):
+    res = fits["chem97_cwc_slope"]
+    assert res.formulas.lme4 == (
+        "score ~ 1 + cmean_gcsecnt + cwc_gcsecnt + (1 + cwc_gcsecnt | lea:school) + (1 | lea)"
+    )
+    assert res.formulas.fixed == "score ~ 1 + cmean_gcsecnt + cwc_gcsecnt"
+    assert res.n_units == (2410, 131) and res.n_obs == 31022
+    assert not res.design.ids_repeat
+    diag = fits["eg_growth_diag_child"]
+    assert diag.formulas.lme4.endswith(
+        "(1 | schoolid:childid) + (0 + year | schoolid:childid) + (1 + year | schoolid)"
+    )
+    assert diag.tau_by_level["childid"].loc["r0", "r1"] == 0.0
+
+
+def test_repeated_ids_are_distinct_units(fits):
+    rep, uniq = fits["chem97_null_school_in_lea"], fits["chem97_null"]
+    assert rep.design.ids_repeat
+    assert rep.n_units == uniq.n_units
+    assert rep.deviance == pytest.approx(uniq.deviance, abs=1e-6)
+    assert "ids repeat across lea units" in rep.summary()
+
+
+def test_variance_partition(fits, golden):
+    vp = fits["chem97_null"].variance_partition()
+    ref = golden["chem97_null"]
+    t2 = ref["tau"]["school:lea"]["cov"][0][0]
+    t3 = ref["tau"]["lea"]["cov"][0][0]
+    total = t2 + t3 + ref["sigma2"]
+    assert vp["level 3"] == pytest.approx(t3 / total, rel=1e-3)
+    assert vp["level 2"] == pytest.approx(t2 / total, rel=1e-3)
+    assert vp["corr same level-2 unit"] == pytest.approx((t2 + t3) / total, rel=1e-3)
+    assert vp[["level 1", "level 2", "level 3"]].sum() == pytest.approx(1.0)
+    with pytest.raises(MLMError, match="random intercepts only"):
+        fits["eg_growth"].variance_partition()
+
+
+def test_summary_eb_predict_json(fits):
+    res = fits["eg_growth"]
+    text = res.summary()
+    assert "Final estimation of fixed effects" in text and "u10" in text and "g100" in text
+    r = res.random_effects(2)
+    u = res.random_effects("schoolid")
+    assert r.shape == (1721, 4) and u.shape == (60, 4)
+    assert list(u.columns) == ["u00", "u10", "se_u00", "se_u10"]
+    # the EB effects of each level have mean ~0 relative to their SD
+    assert abs(u["u00"].mean()) < 0.05 * u["u00"].std()
+    fitted = res.predict()
+    resid = res.design.y - fitted
+    assert np.var(resid) < res.sigma2  # shrunken residuals: variance below sigma^2
+    np.testing.assert_allclose(
+        res.predict(include_random=False), res.design.X @ res.gamma["estimate"].to_numpy()
+    )
+    out = json.loads(res.to_json())
+    assert out["levels"] == 3 and out["gamma"]["g000"]["estimate"] == pytest.approx(
+        res.gamma.loc["g000", "estimate"]
+    )
+
+
+def test_compare_ml(fits):
+    table = fits["eg_growth_ml"].compare(fits["eg_growth_pred_ml"])
+    assert table["df"].iloc[1] == 4
+    assert table["chi2"].iloc[1] == pytest.approx(
+        fits["eg_growth_ml"].deviance - fits["eg_growth_pred_ml"].deviance
+    )
+    with pytest.raises(MLMError, match="REML deviances"):
+        fits["eg_growth"].compare(fits["eg_growth_pred"])
+
+
+def test_unsupported_methods_raise(fits):
+    res = fits["eg_growth"]
+    for name in ("statsmodels", "robust", "r2", "plot", "fixed_table"):
+        with pytest.raises(MLMError, match="three-level"):
+            getattr(res, name)() if name != "statsmodels" else res.statsmodels
