@@ -255,6 +255,167 @@ def test_compare_ml(fits):
 
 def test_unsupported_methods_raise(fits):
     res = fits["eg_growth"]
-    for name in ("statsmodels", "robust", "r2", "plot", "fixed_table"):
+    for name in ("statsmodels", "robust", "r2", "plot", "confint", "effects", "refit"):
         with pytest.raises(MLMError, match="three-level"):
             getattr(res, name)() if name != "statsmodels" else res.statsmodels
+
+
+# -- mistakes: caret-and-tip errors --------------------------------------------------------
+SPEC_ERRORS = {
+    "y = p0 + e\np0 = b00 + b01*w + r0\nb00 = g000 + u00\n": (
+        "b01 has no level-3 equation",
+        "add the line: b01 = g010",
+    ),
+    "y = p0 + e\np0 = b00 + r0\nb00 = g000 + r0\n": ("level-2 random effect 'r0'", "u00"),
+    "y = p0 + e\np0 = b00 + u00\nb00 = g000 + u00\n": ("level-3 random effect 'u00'", "r0"),
+    "y = p0 + p1*x + e\np0 = b00 + r0\np1 = b00 + r1\nb00 = g000 + u00\n": (
+        "wrong subscripts",
+        "did you mean 'b10'?",
+    ),
+    "y = p0 + e\np0 = b00 + r0\nb00 = g100 + u00\n": ("wrong subscripts", "'g000'"),
+    "y = p0 + b1*x + e\np0 = b00 + r0\nb00 = g000 + u00\n": ("level-2 coefficient 'b1'", "pK"),
+    "y = p0 + e\np0 = g000 + r0\n": ("a gamma 'g000'", "level-3 equations"),
+    "y = p0 + p1*x + e\np0 = b00 + r0\nb00 = g000 + u00\n": (
+        "p1 has no level-2 equation",
+        "p1 = b10 + r1",
+    ),
+    "y = p0 + e\np0 = b00 + r0\nb00 = g000 + u00\ncov(r0, u00) = 0\n": (
+        "across two levels",
+        "within a level",
+    ),
+    "y = p0 + e\np0 = b0 + r0\nb00 = g000 + u00\n": ("needs 2 subscripts", "'_'"),
+    "y = p0 + e\np0 = b00\nb00 = g000\n": ("no random effect", "r0"),
+}
+
+
+@pytest.mark.parametrize("text", list(SPEC_ERRORS))
+def test_specification_errors(text):
+    from mlmwrap.errors import SpecificationError
+    from mlmwrap.language.levels import parse_model
+
+    message, tip = SPEC_ERRORS[text]
+    with pytest.raises(SpecificationError) as info:
+        parse_model(text)
+    err = info.value
+    assert message in err.message and tip in str(err.hint)
+    assert err.lineno is not None and "^" in str(err)
+
+
+def _toy(seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n3, n2, n1 = 12, 5, 6  # level-2 ids 0..4 repeat in every level-3 unit
+    s = np.repeat(np.arange(n3), n2 * n1)
+    c = np.tile(np.repeat(np.arange(n2), n1), n3)
+    key = s * n2 + c
+    w2 = rng.normal(size=n3 * n2)[key]
+    z3 = rng.normal(size=n3)[s]
+    x = rng.normal(size=len(s)) + w2
+    y = (
+        1
+        + x
+        + w2
+        + z3
+        + rng.normal(size=n3)[s]
+        + rng.normal(size=n3 * n2)[key]
+        + rng.normal(size=len(s))
+    )
+    return pd.DataFrame({"y": y, "x": x, "w": w2, "z": z3, "c": c, "s": s})
+
+
+def test_data_checks_and_clusters():
+    df = _toy()
+    ok = "y = p0 + e\np0 = b00 + b01*{w} + r0\nb01 = g010\nb00 = g000 + g001*{z} + u00\n"
+    with pytest.raises(mlmwrap.DataError, match="varies within") as info:
+        mlmwrap.fit(ok.format(w="x", z="z"), df, cluster=["c", "s"])
+    assert "cmean(x)" in info.value.hint and info.value.lineno == 2
+    with pytest.raises(mlmwrap.DataError, match="not a level-3 predictor") as info:
+        mlmwrap.fit(ok.format(w="w", z="w"), df, cluster=["c", "s"])
+    assert info.value.lineno == 4
+    with pytest.raises(MLMError, match="three-level model"):
+        mlmwrap.fit(ok.format(w="w", z="z"), df, cluster="c")
+    with pytest.raises(MLMError, match="two-level model"):
+        mlmwrap.fit("y = b0 + e\nb0 = g00 + u0", df, cluster=["c", "s"])
+    res = mlmwrap.fit("y = b0 + e\nb0 = g00 + u0", df, cluster=["s"])  # a list of one
+    assert res.n_clusters == 12
+
+
+def test_centering_per_level():
+    """cwc/cgm/cmean at each level, as HLM defines them (module doc of nested_design)."""
+    df = _toy()
+    df = df.iloc[np.random.default_rng(0).permutation(len(df))[: len(df) - 37]]  # unbalanced
+    res = mlmwrap.fit(
+        """y = p0 + p1*cwc(x) + e
+        p0 = b00 + b01*cwc(w) + b02*cgm(cmean(x)) + r0
+        p1 = b10
+        b00 = g000 + g001*cmean(w) + g002*cmean(x) + u00
+        b01 = g010
+        b02 = g020
+        b10 = g100""",
+        df,
+        cluster=["c", "s"],
+    )
+    d = res.design
+    unit = df.groupby(["s", "c"])
+    frame = df.assign(
+        cwc_x=df.x - unit.x.transform("mean"),
+        xbar=unit.x.transform("mean"),
+    )
+    units = frame.drop_duplicates(["s", "c"])  # each level-2 unit once
+    w_mean3 = units.groupby("s").w.mean()
+    expect = {
+        "g100": frame.cwc_x,
+        "g010": frame.w - frame.s.map(w_mean3),
+        "g020": frame.xbar - units.xbar.mean(),
+        "g001": frame.s.map(w_mean3),
+        "g002": frame.s.map(df.groupby("s").x.mean()),  # level-1 x: over rows
+    }
+    for label, values in expect.items():
+        col = d.fixed_labels.index(label)
+        np.testing.assert_allclose(d.X[:, col], values.to_numpy(), atol=1e-12)
+    assert d.ids_repeat and res.n_units == (60, 12)
+
+
+def test_tables_latex_and_plot(fits):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    res = fits["eg_growth_pred"]
+    tex = res.equations("latex")
+    assert r"\pi_{1jk} = \beta_{10k} + \beta_{11k}\,\mathrm{black}_{jk} + r_{1jk}" in tex
+    assert r"\beta_{00k} = \gamma_{000} + \gamma_{001}\,\mathrm{lowinc}_{k} + u_{00k}" in tex
+    assert list(res.fixed_table().index) == ["g000", "g001", "g010", "g100", "g101", "g110"]
+    vt = res.variance_table()
+    assert list(vt.index) == ["r0", "r1", "u00", "u10", "e"]
+    assert vt.loc["e", "variance"] == pytest.approx(res.sigma2, abs=1e-4)
+    fig = res.caterpillar(3)
+    assert len(fig.axes) == 2 and "u10" in fig.axes[1].get_title()
+    fig2 = res.caterpillar("childid")
+    assert len(fig2.axes[0].lines[0].get_xdata()) == 1721
+
+
+def test_empirical_bayes_against_lme4(fits):
+    """ranef(condVar = TRUE) of eg_growth (reference/issue9_eb_egsingle.R): conditional
+    modes within 1e-3 of their SD, conditional SDs 1e-3 relative, at both levels."""
+    res = fits["eg_growth"]
+    u = res.random_effects(3)
+    ref_u = pd.read_csv(REFERENCE / "issue9_eb_school.csv").set_index("id").loc[u.index]
+    np.testing.assert_allclose(u.u00, ref_u.u00, atol=1e-3 * ref_u.u00.std())
+    np.testing.assert_allclose(u.u10, ref_u.u10, atol=1e-3 * ref_u.u10.std())
+    np.testing.assert_allclose(u.se_u00, ref_u.se00, rtol=1e-3)
+    np.testing.assert_allclose(u.se_u10, ref_u.se10, rtol=1e-3)
+    r = res.random_effects(2).droplevel(0)
+    ref_r = pd.read_csv(REFERENCE / "issue9_eb_child.csv").set_index("id")
+    r = r.loc[ref_r.index]
+    np.testing.assert_allclose(r.r0, ref_r.r0, atol=1e-3 * ref_r.r0.std())
+    np.testing.assert_allclose(r.r1, ref_r.r1, atol=1e-3 * ref_r.r1.std())
+    np.testing.assert_allclose(r.se_r0, ref_r.se0, rtol=1e-3)
+    np.testing.assert_allclose(r.se_r1, ref_r.se1, rtol=1e-3)
+
+
+def test_readme_section_is_the_real_output(fits):
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Three levels")[1].split("\n## ")[0]
+    shown = section.split("```text\n")[1].split("```")[0]
+    assert shown.strip() == fits["chem97_cwc_slope"].summary().strip()

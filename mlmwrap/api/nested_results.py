@@ -24,6 +24,8 @@ from mlmwrap.model.nested import NestedStats
 from mlmwrap.model.nested_design import NestedDesign
 from mlmwrap.model.nested_eb import nested_eb
 from mlmwrap.model.nested_fit import NestedFit
+from mlmwrap.report.latex_three_level import three_level_latex
+from mlmwrap.report.plots_three_level import caterpillar_level
 from mlmwrap.report.summary_three_level import three_level_summary
 
 __all__ = ["NestedResults"]
@@ -255,6 +257,41 @@ class NestedResults:
     def __str__(self) -> str:
         return self.summary()
 
+    def equations(self, format: str = "text") -> str:
+        """The model as written, level by level: ``"text"`` or ``"latex"`` (HLM3 notation:
+        pi, beta, gamma; subscripts ijk, jk, k)."""
+        if format == "latex":
+            return three_level_latex(self.spec, self.design.columns)
+        if format == "text":
+            return str(self.spec)
+        raise MLMError(f"format={format!r}", expected='"text" or "latex"')
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.equations("latex") + "$$"
+
+    def caterpillar(self, level: int | str = 2, ax=None):
+        """Caterpillar plot of one level's EB estimates (matplotlib Figure)."""
+        return caterpillar_level(self, level, ax=ax)
+
+    def fixed_table(self, digits: int = 3) -> pd.DataFrame:
+        """The gammas as a table: coefficient, SE, t, df, p (rounded)."""
+        g = self.gamma
+        return pd.DataFrame(
+            {"Coefficient": g.estimate, "SE": g.se, "t": g.t, "df": g.df, "p": g.p}
+        ).round(digits)
+
+    def variance_table(self, digits: int = 4) -> pd.DataFrame:
+        """Variance components of every level: level, variance, SD."""
+        rows = [
+            (lab, f"{lv} ({c})", float(t.loc[lab, lab]))
+            for lv, (c, t) in enumerate(self.tau_by_level.items(), start=2)
+            for lab in t.index
+        ]
+        rows.append(("e", "1", self.sigma2))
+        out = pd.DataFrame(rows, columns=["effect", "level", "variance"]).set_index("effect")
+        out["sd"] = np.sqrt(out["variance"])
+        return out.round(digits)
+
     def to_json(self, *, indent: int | None = 2) -> str:
         """Gammas, every tau, sigma^2, deviance, formulas and sample as JSON."""
         out = {
@@ -290,6 +327,6 @@ class NestedResults:
                 f"res.{name} is not available for three-level models yet",
                 hint="available: gamma, tau, tau_by_level, sigma2, deviance, formulas, "
                 "variance_partition(), random_effects(level), predict(), compare(), summary(), "
-                "to_json()",
+                "fixed_table(), variance_table(), equations(), caterpillar(level), to_json()",
             )
         raise AttributeError(name)
