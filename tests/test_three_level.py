@@ -419,3 +419,19 @@ def test_readme_section_is_the_real_output(fits):
     section = readme.split("## Three levels")[1].split("\n## ")[0]
     shown = section.split("```text\n")[1].split("```")[0]
     assert shown.strip() == fits["chem97_cwc_slope"].summary().strip()
+
+
+def test_build_up_refits_by_ml(data, golden):
+    table = mlmwrap.build_up(
+        [GROWTH, GROWTH_PRED],
+        data["egsingle"],
+        cluster=["childid", "schoolid"],
+        names=["growth", "+black, lowinc"],
+    )
+    assert table.loc["growth", "deviance"] == pytest.approx(
+        golden["eg_growth_ml"]["deviance"], abs=1e-3
+    )
+    assert table.loc["+black, lowinc", "deviance"] == pytest.approx(
+        golden["eg_growth_pred_ml"]["deviance"], abs=1e-3
+    )
+    assert table.loc["+black, lowinc", "df"] == 4
