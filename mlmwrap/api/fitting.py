@@ -11,9 +11,9 @@ import pandas as pd
 
 from mlmwrap.analysis.inference import resolve_method
 from mlmwrap.analysis.latent import reliability_warnings
-from mlmwrap.api.progress import Progress
 from mlmwrap.api.fitting_nested import fit_nested
 from mlmwrap.api.nested_results import NestedResults
+from mlmwrap.api.progress import Progress
 from mlmwrap.api.results import MLMResults
 from mlmwrap.errors import (
     BoundaryWarning,
