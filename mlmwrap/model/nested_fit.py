@@ -102,11 +102,13 @@ def _grad(stats: NestedStats, reml: bool):
 
 def verify_nested(stats: NestedStats, reml: bool = True) -> NestedFit:
     """Optimize, polish and check the profiled (RE)ML deviance of a nested model."""
-    opt = optimize_nested(stats, reml)
+    # BFGS to a loose gradient, then Newton steps (as the two-level engine): past ~1e-4
+    # BFGS's line searches fight the deviance's rounding and waste evaluations
+    opt = optimize_nested(stats, reml, gtol=1e-4)
     theta, dev = opt.theta, opt.deviance
     grad_fn = _grad(stats, reml)
     n_eval = opt.n_evaluations
-    for _ in range(3):  # Newton polish
+    for _ in range(5):  # Newton polish
         grad = grad_fn(theta)
         if not grad.size or np.max(np.abs(grad)) < 1e-9:
             break
