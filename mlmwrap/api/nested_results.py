@@ -266,8 +266,10 @@ class NestedResults:
             return str(self.spec)
         raise MLMError(f"format={format!r}", expected='"text" or "latex"')
 
-    def _repr_latex_(self) -> str:
-        return "$$" + self.equations("latex") + "$$"
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(self.summary())}</pre>"
 
     def caterpillar(self, level: int | str = 2, ax=None):
         """Caterpillar plot of one level's EB estimates (matplotlib Figure)."""
