@@ -435,3 +435,30 @@ def test_build_up_refits_by_ml(data, golden):
         golden["eg_growth_pred_ml"]["deviance"], abs=1e-3
     )
     assert table.loc["+black, lowinc", "df"] == 4
+
+
+def test_categorical_predictors_at_levels_2_and_3():
+    df = _toy()
+    df["cat"] = np.where(df.w > 0, "hi", "lo")  # a level-2 variable
+    df["cat3"] = np.where(df.z > 0, "a", "b")  # a level-3 variable
+    res = mlmwrap.fit(
+        "y = p0 + e\np0 = b00 + b01*C(cat) + r0\nb00 = g000 + g001*cat3 + u00\nb01 = g010",
+        df,
+        cluster=["c", "s"],
+    )
+    assert list(res.gamma.index) == ["g000", "g001[b]", "g010[lo]"]
+    assert res.formulas.lme4 == "y ~ 1 + factor(cat3) + factor(cat) + (1 | s:c) + (1 | s)"
+    with pytest.raises(mlmwrap.DataError, match="not a level-3 predictor"):
+        mlmwrap.fit(
+            "y = p0 + e\np0 = b00 + r0\nb00 = g000 + g001*cat + u00", df, cluster=["c", "s"]
+        )
+
+
+def test_a_level_without_random_effects():
+    df = _toy()
+    res = mlmwrap.fit(
+        "y = p0 + p1*x + e\np0 = b00 + r0\np1 = b10\nb00 = g000\nb10 = g100", df, cluster=["c", "s"]
+    )
+    assert res.tau_by_level["s"].shape == (0, 0)
+    assert list(res.tau.index) == ["r0"]
+    assert res.formulas.lme4 == "y ~ 1 + x + (1 | s:c)"

@@ -37,6 +37,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -331,12 +332,7 @@ def build_nested_design(spec: NestedSpec, data: pd.DataFrame, clusters: list[str
     terms = formulas.fixed_rhs.split(" + ")
     random_terms = [formulas.term_of_random[r] for lv in spec.random_labels for r in lv]
     rhs = " + ".join(terms + [t for t in dict.fromkeys(random_terms) if t not in terms])
-    arrays = {
-        k: (
-            v.array if isinstance(getattr(v, "dtype", None), pd.CategoricalDtype) else np.asarray(v)
-        )
-        for k, v in model.items()
-    }
+    arrays = {k: v if isinstance(v, pd.Categorical) else np.asarray(v) for k, v in model.items()}
     try:
         matrix = patsy.dmatrix(
             rhs,
@@ -365,9 +361,9 @@ def build_nested_design(spec: NestedSpec, data: pd.DataFrame, clusters: list[str
         for k in cols:
             order.append(k)
             patsy_names.append(names[k])
-            level = names[k].split("[", 1)[1].rstrip("]") if len(cols) > 1 else None
-            lvl = level.split(".", 1)[-1] if level else None
-            labels.append(g.label if lvl is None else f"{g.label}[{lvl}]")
+            # a categorical's column, as two-level models label it: g010[lo]
+            levels = re.findall(r"C\([^)]*\)\[(?:T\.)?([^\]]*)\]", names[k])
+            labels.append(f"{g.label}[{','.join(levels)}]" if levels else g.label)
     X = np.ascontiguousarray(matrix[:, order])
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise DataError(
