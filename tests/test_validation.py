@@ -35,8 +35,8 @@ def test_cluster_as_a_one_element_list_is_the_column(hsb):
     assert a.deviance == b.deviance and a.cluster == "school"
 
 
-def test_two_cluster_columns_are_not_supported_yet(hsb):
-    with pytest.raises(SpecificationError, match="three-level models are not supported yet"):
+def test_two_cluster_columns_need_three_level_equations(hsb):
+    with pytest.raises(SpecificationError, match="describe a two-level model"):
         fit(hsb, cluster=["school", "sector"])
 
 

@@ -200,6 +200,10 @@ def build_up(
     models = list(models)
     if len(models) < 2:
         raise DataError("build_up() needs at least two models", hint="a list of equation sets")
+    if isinstance(cluster, (list, tuple)) and len(cluster) > 1:  # three levels
+        from mlmwrap.api.build_up_nested import build_up_nested
+
+        return build_up_nested(models, data, list(cluster), names)  # type: ignore[return-value]
     labels = _names(names, len(models))
     needs_fit = [not isinstance(m, MLMResults) for m in models]
     if any(needs_fit) and (data is None or cluster is None):

@@ -11,10 +11,20 @@ import pandas as pd
 
 from mlmwrap.analysis.inference import resolve_method
 from mlmwrap.analysis.latent import reliability_warnings
+from mlmwrap.api.fitting_nested import fit_nested
+from mlmwrap.api.nested_results import NestedResults
 from mlmwrap.api.progress import Progress
 from mlmwrap.api.results import MLMResults
-from mlmwrap.errors import BoundaryWarning, ConvergenceWarning, DataError, ReliabilityWarning
-from mlmwrap.language.equations import parse_equations
+from mlmwrap.errors import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    DataError,
+    MLMError,
+    ReliabilityWarning,
+    SpecificationError,
+)
+from mlmwrap.language.levels import parse_model
+from mlmwrap.language.nested_spec import NestedSpec
 from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.aggregate import RowsUnavailableError, classify, lazy_cluster_stats
 from mlmwrap.model.design import build_design
@@ -36,15 +46,15 @@ def check_design_rank(stats: ClusterStats, design) -> None:
 
 
 def fit(
-    equations: str | ModelSpec,
+    equations: str | ModelSpec | NestedSpec,
     data: pd.DataFrame,
-    cluster: str,
+    cluster: str | list[str],
     reml: bool = True,
     df: str = "satterthwaite",
     *,
     engine: str | None = None,
     progress: bool | None = None,
-) -> MLMResults:
+) -> MLMResults | NestedResults:
     """Fit a two-level model written as level-1 and level-2 equations.
 
     Parameters
@@ -63,7 +73,10 @@ def fit(
         computed inside their own engine, so they need not fit in memory (row-level
         methods of such a fit raise an error that says how to get them).
     cluster
-        The column that identifies the level-2 units.
+        The column that identifies the level-2 units; for a three-level model (HLM3
+        notation: ``pK``, ``bKM`` + ``rK``, ``gKMS`` + ``uKM``) a list from level 2 up,
+        ``["school", "lea"]`` (a level-2 unit is its id together with its level-3 id).
+        A one-element list is the same as a string.
     reml
         Restricted maximum likelihood (default, as HLM and lme4) or full ML (``False``),
         needed to compare models that differ in their fixed effects.
@@ -118,8 +131,38 @@ def fit(
     start = time.perf_counter()
     df = resolve_method(df)  # a typo fails before any work
     reml = check_flag(reml, "reml")
+    spec = parse_model(equations) if isinstance(equations, str) else equations
+    clusters = [cluster] if isinstance(cluster, str) else cluster
+    if isinstance(spec, NestedSpec):
+        if df != "satterthwaite":
+            raise MLMError(
+                f"df={df!r} is not available for three-level models yet",
+                hint='use df="satterthwaite" (lmerTest\'s)',
+            )
+        if not isinstance(clusters, list | tuple) or len(clusters) != spec.n_levels - 1:
+            raise MLMError(
+                f"the equations describe a three-level model (pK at level 1), so cluster must "
+                f"list the level-2 and the level-3 unit, not {cluster!r}",
+                expected='cluster=["school", "lea"] (level 2 first)',
+                hint="or write a two-level model with b/g/u: y = b0 + e, b0 = g00 + u0",
+            )
+        clusters = [normalize_cluster(c) for c in clusters]
+        kind, data = classify(data, engine)
+        if kind == "lazy":
+            raise MLMError(
+                "lazy frames and files are not available for three-level models yet",
+                hint="collect the data into a pandas DataFrame first",
+            )
+        return fit_nested(spec, data, clusters, reml=reml)
+    if isinstance(clusters, list | tuple) and len(clusters) >= 2:
+        raise SpecificationError(
+            f"the equations describe a two-level model, so cluster is one column, not "
+            f"{list(clusters)!r}",
+            expected='cluster="school"',
+            hint="a three-level model is written with p at level 1: y = p0 + e, "
+            "p0 = b00 + r0, b00 = g000 + u00",
+        )
     cluster = normalize_cluster(cluster)
-    spec = parse_equations(equations) if isinstance(equations, str) else equations
     if not isinstance(spec, ModelSpec):
         raise DataError(
             f"equations must be a string of equations, not {type(equations).__name__}",

@@ -77,7 +77,8 @@ def check_flag(value: object, name: str) -> bool:
 def normalize_cluster(cluster: object) -> str:
     """The cluster column's name: a string, or a list/tuple holding one string.
 
-    A list of two or more names would be a three-level model, not supported yet.
+    A list of two or more names is a three-level model, which :func:`mlmwrap.fit` routes to
+    the nested design before this is called (three-level equations use p, b, g).
     """
     if isinstance(cluster, list | tuple):
         if len(cluster) == 1:
@@ -85,7 +86,8 @@ def normalize_cluster(cluster: object) -> str:
         elif len(cluster) >= 2:
             raise SpecificationError(
                 f"cluster={list(cluster)!r} describes a model with {len(cluster) + 1} levels; "
-                "three-level models are not supported yet",
+                "a three-level model is written with p at level 1 (y = p0 + e, p0 = b00 + r0, "
+                "b00 = g000 + u00)",
                 expected="the name of one column that identifies the level-2 units",
                 hint=f"fit a two-level model, e.g. cluster={cluster[0]!r}",
             )

@@ -1,0 +1,334 @@
+"""The results of a three-level fit: a facade over the nested design and its verified optimum.
+
+What works for three levels: ``gamma`` (Satterthwaite df, lmerTest's), ``tau``,
+``tau_by_level``, ``sigma2``, ``deviance``, ``formulas``, ``variance_partition()``,
+``random_effects(level)``, ``predict()`` on the estimation sample, ``compare()``,
+``summary()`` and ``to_json()``. Every other method of
+:class:`~mlmwrap.api.results.MLMResults` raises an :class:`~mlmwrap.errors.MLMError`
+saying it is not available for three-level models yet (never a wrong number).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sstats
+
+from mlmwrap.analysis.nested_inference import nested_satterthwaite
+from mlmwrap.errors import MLMError
+from mlmwrap.language.nested_spec import NestedFormulas, NestedSpec
+from mlmwrap.model.nested import NestedStats
+from mlmwrap.model.nested_design import NestedDesign
+from mlmwrap.model.nested_eb import nested_eb
+from mlmwrap.model.nested_fit import NestedFit
+from mlmwrap.report.latex_three_level import three_level_latex
+from mlmwrap.report.plots_three_level import caterpillar_level
+from mlmwrap.report.summary_three_level import three_level_summary
+
+__all__ = ["NestedResults"]
+
+
+class NestedResults:
+    """A fitted three-level model (see :func:`mlmwrap.fit`)."""
+
+    def __init__(
+        self,
+        spec: NestedSpec,
+        design: NestedDesign,
+        stats: NestedStats,
+        fit: NestedFit,
+        seconds: float = 0.0,
+        messages: tuple[str, ...] = (),
+    ) -> None:
+        self.spec = spec
+        self.design = design
+        self.stats = stats
+        self.optimum = fit
+        self.seconds = seconds
+        self.messages = messages
+
+    # -- model-level numbers ----------------------------------------------------------
+    @property
+    def reml(self) -> bool:
+        return self.optimum.reml
+
+    @property
+    def n_levels(self) -> int:
+        return self.spec.n_levels
+
+    @property
+    def clusters(self) -> tuple[str, ...]:
+        return self.design.clusters
+
+    @property
+    def n_obs(self) -> int:
+        return self.design.n_obs
+
+    @property
+    def n_units(self) -> tuple[int, ...]:
+        return self.design.n_units
+
+    @property
+    def formulas(self) -> NestedFormulas:
+        """The reduced form: patsy fixed formula, each level's random part, lme4 formula."""
+        return self.design.formulas
+
+    @property
+    def sigma2(self) -> float:
+        return float(self.optimum.sigma2)
+
+    @property
+    def deviance(self) -> float:
+        """lme4's deviance: the REML criterion under REML, -2 log-likelihood under ML."""
+        return float(self.optimum.deviance)
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.deviance
+
+    @property
+    def n_variance_parameters(self) -> int:
+        """Free entries of every tau plus sigma^2."""
+        return int(sum(self.stats.n_theta)) + 1
+
+    @property
+    def converged(self) -> bool:
+        return self.optimum.converged
+
+    @property
+    def singular(self) -> bool:
+        return self.optimum.singular
+
+    @cached_property
+    def tau_by_level(self) -> dict[str, pd.DataFrame]:
+        """{cluster column: square tau of that level}, labelled as written (empty when a
+        level has no random effect)."""
+        out = {}
+        for cluster, labels, tau in zip(
+            self.clusters, self.design.random_labels, self.optimum.taus, strict=True
+        ):
+            out[cluster] = pd.DataFrame(tau, index=labels, columns=labels)
+        return out
+
+    @cached_property
+    def tau(self) -> pd.DataFrame:
+        """The block-diagonal covariance of all random effects (level 2, then level 3)."""
+        labels = [lab for level in self.design.random_labels for lab in level]
+        out = pd.DataFrame(0.0, index=labels, columns=labels)
+        for t in self.tau_by_level.values():
+            out.loc[t.index, t.columns] = t.to_numpy()
+        return out
+
+    @cached_property
+    def df(self) -> np.ndarray:
+        return nested_satterthwaite(self.stats, self.optimum)
+
+    @cached_property
+    def gamma(self) -> pd.DataFrame:
+        """estimate, se (model-based, lme4's), df (Satterthwaite), t, p, 95% CI."""
+        est = self.optimum.beta
+        se = np.sqrt(np.diag(self.optimum.cov_beta))
+        df = self.df
+        t = est / se
+        p = 2 * sstats.t.sf(np.abs(t), df)
+        q = sstats.t.ppf(0.975, df)
+        return pd.DataFrame(
+            {
+                "estimate": est,
+                "se": se,
+                "df": df,
+                "t": t,
+                "p": p,
+                "ci_low": est - q * se,
+                "ci_high": est + q * se,
+            },
+            index=pd.Index(self.design.fixed_labels, name="gamma"),
+        )
+
+    def variance_partition(self) -> pd.Series:
+        """Share of the outcome's variance at each level (null model), and the correlation
+        of two level-1 units of one level-2 unit / of two level-2 units of one level-3 unit.
+
+        Raises
+        ------
+        MLMError
+            A level has a random slope (the variance then depends on the predictor).
+        """
+        parts = {}
+        for level, tau in enumerate(self.tau_by_level.values(), start=2):
+            rand = self.spec.random[level - 2]
+            if any(r.expr is not None for r in rand):
+                raise MLMError(
+                    "the variance partition is defined for random intercepts only; level "
+                    f"{level} has a random slope",
+                    hint="fit the null model (y = p0 + e, p0 = b00 + r0, b00 = g000 + u00)",
+                )
+            parts[level] = float(tau.to_numpy().sum()) if len(tau) else 0.0
+        total = self.sigma2 + sum(parts.values())
+        out = {"level 1": self.sigma2 / total}
+        for level, v in parts.items():
+            out[f"level {level}"] = v / total
+        out["corr same level-2 unit"] = (parts.get(2, 0.0) + parts.get(3, 0.0)) / total
+        out["corr same level-3 unit"] = parts.get(3, 0.0) / total
+        return pd.Series(out, name="variance partition")
+
+    # -- units --------------------------------------------------------------------------
+    @cached_property
+    def _eb(self):
+        d = self.design
+        return nested_eb(self.optimum, d.X, d.Zs, d.y, d.codes)
+
+    def random_effects(self, level: int | str = 2) -> pd.DataFrame:
+        """Empirical Bayes estimates of one level's random effects, with their conditional
+        SDs (``se_r0``...); ``level`` is 2, 3 or the cluster column."""
+        if isinstance(level, str):
+            if level not in self.clusters:
+                raise MLMError(
+                    f"'{level}' is not a cluster of this model", expected=" or ".join(self.clusters)
+                )
+            level = self.clusters.index(level) + 2
+        if level not in (2, 3):
+            raise MLMError(
+                f"level {level}: a three-level model has random effects at levels 2 and 3",
+                expected="2 or 3",
+            )
+        est, cov = self._eb[level - 2]
+        labels = self.design.random_labels[level - 2]
+        index = self.design.unit_ids[level - 2]
+        if level == 2:
+            index = pd.MultiIndex.from_tuples(list(index), names=list(reversed(self.clusters)))
+        else:
+            index = pd.Index(index, name=self.clusters[1])
+        out = pd.DataFrame(est, index=index, columns=labels)
+        for i, lab in enumerate(labels):
+            out[f"se_{lab}"] = np.sqrt(cov[:, i, i])
+        return out
+
+    def predict(self, newdata=None, *, include_random: bool = True) -> np.ndarray:
+        """Fitted values on the estimation sample: X gamma (+ Z2 r + Z3 u)."""
+        if newdata is not None:
+            raise MLMError(
+                "predict(newdata) is not available for three-level models yet",
+                hint="res.predict() gives the fitted values of the estimation sample",
+            )
+        d = self.design
+        out = d.X @ self.optimum.beta
+        if include_random:
+            for (est, _), Z, codes in zip(self._eb, d.Zs, d.codes, strict=True):
+                out = out + np.einsum("nq,nq->n", Z, est[codes])
+        return out
+
+    def compare(self, other: NestedResults) -> pd.DataFrame:
+        """Likelihood-ratio test of two nested three-level models (ML deviances; REML only
+        when the fixed parts are the same)."""
+        if not isinstance(other, NestedResults):
+            raise MLMError("compare a three-level model with another three-level model")
+        if self.reml != other.reml:
+            raise MLMError("one fit is REML and the other ML", hint="fit both with reml=False")
+        if self.reml and list(self.gamma.index) != list(other.gamma.index):
+            raise MLMError(
+                "REML deviances of models with different fixed parts are not comparable",
+                hint="fit both with reml=False",
+            )
+        k1 = len(self.gamma) + self.n_variance_parameters
+        k2 = len(other.gamma) + other.n_variance_parameters
+        small, big = (self, other) if k1 <= k2 else (other, self)
+        chi2 = max(small.deviance - big.deviance, 0.0)
+        dfd = abs(k2 - k1)
+        p = float(sstats.chi2.sf(chi2, dfd)) if dfd else float("nan")
+        return pd.DataFrame(
+            {
+                "deviance": [small.deviance, big.deviance],
+                "n_parameters": [min(k1, k2), max(k1, k2)],
+                "chi2": [np.nan, chi2],
+                "df": [np.nan, dfd],
+                "p": [np.nan, p],
+            },
+            index=["model 1", "model 2"],
+        )
+
+    # -- report -------------------------------------------------------------------------
+    def summary(self) -> str:
+        return three_level_summary(self)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def equations(self, format: str = "text") -> str:
+        """The model as written, level by level: ``"text"`` or ``"latex"`` (HLM3 notation:
+        pi, beta, gamma; subscripts ijk, jk, k)."""
+        if format == "latex":
+            return three_level_latex(self.spec, self.design.columns)
+        if format == "text":
+            return str(self.spec)
+        raise MLMError(f"format={format!r}", expected='"text" or "latex"')
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(self.summary())}</pre>"
+
+    def caterpillar(self, level: int | str = 2, ax=None):
+        """Caterpillar plot of one level's EB estimates (matplotlib Figure)."""
+        return caterpillar_level(self, level, ax=ax)
+
+    def fixed_table(self, digits: int = 3) -> pd.DataFrame:
+        """The gammas as a table: coefficient, SE, t, df, p (rounded)."""
+        g = self.gamma
+        return pd.DataFrame(
+            {"Coefficient": g.estimate, "SE": g.se, "t": g.t, "df": g.df, "p": g.p}
+        ).round(digits)
+
+    def variance_table(self, digits: int = 4) -> pd.DataFrame:
+        """Variance components of every level: level, variance, SD."""
+        rows = [
+            (lab, f"{lv} ({c})", float(t.loc[lab, lab]))
+            for lv, (c, t) in enumerate(self.tau_by_level.items(), start=2)
+            for lab in t.index
+        ]
+        rows.append(("e", "1", self.sigma2))
+        out = pd.DataFrame(rows, columns=["effect", "level", "variance"]).set_index("effect")
+        out["sd"] = np.sqrt(out["variance"])
+        return out.round(digits)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """Gammas, every tau, sigma^2, deviance, formulas and sample as JSON."""
+        out = {
+            "levels": self.n_levels,
+            "clusters": list(self.clusters),
+            "reml": self.reml,
+            "n_obs": self.n_obs,
+            "n_units": list(self.n_units),
+            "formulas": {"fixed": self.formulas.fixed, "lme4": self.formulas.lme4},
+            "gamma": json.loads(self.gamma.to_json(orient="index")),
+            "tau_by_level": {k: v.to_dict() for k, v in self.tau_by_level.items()},
+            "sigma2": self.sigma2,
+            "deviance": self.deviance,
+            "converged": self.converged,
+            "singular": self.singular,
+            "messages": list(self.messages),
+        }
+        return json.dumps(out, indent=indent)
+
+    @property
+    def statsmodels(self):
+        raise MLMError(
+            "a three-level model is not a single statsmodels MixedLM, so res.statsmodels is "
+            "not available for three-level models",
+            hint="check the fit in R with res.formulas.lme4",
+        )
+
+    def __getattr__(self, name: str):
+        from mlmwrap.api.results import MLMResults
+
+        if not name.startswith("_") and hasattr(MLMResults, name):
+            raise MLMError(
+                f"res.{name} is not available for three-level models yet",
+                hint="available: gamma, tau, tau_by_level, sigma2, deviance, formulas, "
+                "variance_partition(), random_effects(level), predict(), compare(), summary(), "
+                "fixed_table(), variance_table(), equations(), caterpillar(level), to_json()",
+            )
+        raise AttributeError(name)
