@@ -115,3 +115,21 @@ def test_hessian_not_positive_definite_is_reported(hsb, monkeypatch):
         res = mlmwrap.fit("mathach = b0 + e\nb0 = g00 + u0", hsb, cluster="school")
     assert res.hessian_pd is False
     assert "Hessian of the deviance is not positive definite" in res.summary()
+
+
+def test_boundary_reached_when_the_interior_is_flat(hsb):
+    """Found by the fit property test: the interior search stalls in a flat valley (gradient
+    0.04, not verified); the boundary candidate is lme4's singular fit
+    (reference/boundary_candidate.R: deviance 46494.0622943, tau00 2.084516,
+    var(female) 0.025541)."""
+    eq = (
+        "mathach = b0 + b1*meanses + b2*ses + b3*female + e\nb0 = g00 + g01*sector + u0\n"
+        "b1 = g10 + u1\nb2 = g20\nb3 = g30 + u3\ncov(u0, u1) = 0\ncov(u0, u3) = 0"
+    )
+    with pytest.warns(mlmwrap.BoundaryWarning):
+        res = mlmwrap.fit(eq, hsb, cluster="school", reml=False)
+    assert res.converged and res.singular
+    assert res.deviance == pytest.approx(46494.0622943, abs=1e-3)
+    assert res.tau.loc["u0", "u0"] == pytest.approx(2.084516, rel=1e-3)
+    assert res.tau.loc["u3", "u3"] == pytest.approx(0.025541, rel=1e-3)
+    assert res.tau.loc["u1", "u1"] == pytest.approx(0.0, abs=1e-8)
