@@ -29,7 +29,7 @@ import numpy as np
 
 from mlmwrap.model.engine import SINGULAR_TOL
 from mlmwrap.model.nested import (
-    NestedEvaluation,
+    NestedOptimum,
     NestedStats,
     deviance_and_gradient,
     evaluate_nested,
@@ -41,55 +41,24 @@ __all__ = ["NestedFit", "verify_nested"]
 
 
 @dataclass(frozen=True)
-class NestedFit:
-    """The checked optimum.
+class NestedFit(NestedOptimum):
+    """The checked optimum: :class:`~mlmwrap.model.nested.NestedOptimum` (evaluation,
+    theta, deviance, beta, sigma2, taus, cov_beta) plus the checks.
 
     Attributes
     ----------
-    evaluation
-        The deviance and its pieces at the optimum.
-    theta
-        The free entries of every level's ``L`` (level 2 first).
-    converged, singular, hessian_pd
-        Checks; ``hessian_pd`` is ``None`` at a boundary (no interior Hessian to judge).
+    singular, hessian_pd
+        ``hessian_pd`` is ``None`` at a boundary (no interior Hessian to judge).
     zero_variances
         Per level: which random effects have a variance estimated as 0.
     messages
         Warnings for the user.
     """
 
-    evaluation: NestedEvaluation
-    theta: np.ndarray
-    reml: bool
-    converged: bool
     singular: bool
     hessian_pd: bool | None
-    gradient_norm: float
-    n_evaluations: int
     zero_variances: tuple[np.ndarray, ...]
     messages: tuple[str, ...]
-
-    @property
-    def deviance(self) -> float:
-        return self.evaluation.deviance
-
-    @property
-    def beta(self) -> np.ndarray:
-        return self.evaluation.beta
-
-    @property
-    def sigma2(self) -> float:
-        return self.evaluation.sigma2
-
-    @property
-    def taus(self) -> list[np.ndarray]:
-        """tau of each level, level 2 first."""
-        return [self.evaluation.sigma2 * (L @ L.T) for L in self.evaluation.Ls]
-
-    @property
-    def cov_beta(self) -> np.ndarray:
-        """``sigma2 A^-1``: the model-based covariance of the gammas (lme4's vcov)."""
-        return self.evaluation.sigma2 * np.linalg.inv(self.evaluation.A)
 
 
 def _grad(stats: NestedStats, reml: bool):
