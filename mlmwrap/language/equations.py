@@ -52,9 +52,10 @@ def _gamma_label(k: int, m: int) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def _spec_error(
+def spec_error(
     eq: Equation, span: Span, message: str, expected: str | None = None, hint: str | None = None
 ) -> SpecificationError:
+    """A SpecificationError pointing at ``span`` of equation ``eq`` (any number of levels)."""
     return SpecificationError(
         message,
         source=eq.line,
@@ -86,7 +87,7 @@ def _split_term(eq: Equation, term: Expr) -> _Term:
             coefs.append((f, c))
         elif isinstance(f, Num):
             if f.value != 1:
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     f.span,
                     f"the number {f.text()} cannot multiply a term",
@@ -97,7 +98,7 @@ def _split_term(eq: Equation, term: Expr) -> _Term:
             _check_predictor(eq, f)
             preds.append(f)
     if not coefs and not preds:
-        raise _spec_error(
+        raise spec_error(
             eq,
             term.span,
             f"the number '{term.text()}' alone is not a term",
@@ -111,7 +112,7 @@ def _single_coefficient(eq: Equation, t: _Term, what: str) -> tuple[Var, Coeffic
     """The one coefficient of a term; two multiplied together is an error."""
     if len(t.coefs) > 1:
         var = t.coefs[1][0]
-        raise _spec_error(
+        raise spec_error(
             eq,
             var.span,
             f"two coefficients multiplied: '{t.coefs[0][0].name}' and '{var.name}'",
@@ -135,7 +136,7 @@ def _cov_call(e: Expr) -> Call | None:
 
 def _check_predictor(eq: Equation, e: Expr) -> None:
     if (cov := _cov_call(e)) is not None:
-        raise _spec_error(
+        raise spec_error(
             eq,
             cov.span,
             f"'{cov.text()}' is not a predictor",
@@ -145,7 +146,7 @@ def _check_predictor(eq: Equation, e: Expr) -> None:
     for v in e.variables():
         c = classify_name(v.name)
         if c is not None:
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 v.span,
                 f"'{v.name}' is a coefficient and cannot stand inside '{e.text()}'",
@@ -153,7 +154,7 @@ def _check_predictor(eq: Equation, e: Expr) -> None:
                 hint="a coefficient multiplies a predictor from outside, e.g. b1*cwc(x)",
             )
     if not e.variables():
-        raise _spec_error(
+        raise spec_error(
             eq,
             e.span,
             f"'{e.text()}' is a constant, not a predictor",
@@ -165,7 +166,7 @@ def _lhs_beta(eq: Equation) -> tuple[Var, int] | None:
     """The beta on the left of a level-2 equation, or None for a level-1 equation."""
     if len(eq.lhs) != 1:
         span = eq.lhs[0].span.cover(eq.lhs[-1].span)
-        raise _spec_error(
+        raise spec_error(
             eq,
             span,
             "the left side of an equation must be a single name",
@@ -179,7 +180,7 @@ def _lhs_beta(eq: Equation) -> tuple[Var, int] | None:
         var, c = coefs[0]
         if c.kind != "beta":
             what = {"gamma": "a gamma", "u": "a random effect", "residual": "the residual"}
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 var.span,
                 f"{what[c.kind]} '{var.name}' cannot be on the left of '='",
@@ -187,7 +188,7 @@ def _lhs_beta(eq: Equation) -> tuple[Var, int] | None:
                 hint="level-2 equations read 'b1 = g10 + g11*w + u1'",
             )
         if len(factors) > 1:
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 lhs.span,
                 f"'{lhs.text()}' on the left of '='",
@@ -195,7 +196,7 @@ def _lhs_beta(eq: Equation) -> tuple[Var, int] | None:
             )
         return var, int(c.digits)
     if isinstance(lhs, (Product, Num)):
-        raise _spec_error(
+        raise spec_error(
             eq,
             lhs.span,
             f"'{lhs.text()}' cannot be the outcome",
@@ -213,7 +214,7 @@ def _lhs_beta(eq: Equation) -> tuple[Var, int] | None:
     betas = [c for c in rhs if c.kind in ("beta", "residual")]
     if gammas and not betas:
         k = gammas[0].digits[:-1] or gammas[0].digits
-        raise _spec_error(
+        raise spec_error(
             eq,
             lhs.span,
             f"'{lhs.text()}' is not a beta",
@@ -240,7 +241,7 @@ def _read_level1(eq: Equation) -> _Level1:
         t = _split_term(eq, term)
         for var, c in t.coefs:
             if c.kind == "u":
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     var.span,
                     f"random effect '{var.name}' in the level-1 equation",
@@ -250,7 +251,7 @@ def _read_level1(eq: Equation) -> _Level1:
                 )
             if c.kind == "gamma":
                 what = f"'{var.name}' times a predictor" if t.predictor else f"'{var.name}'"
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     var.span,
                     f"gamma {what} in the level-1 equation",
@@ -267,7 +268,7 @@ def _read_level1(eq: Equation) -> _Level1:
                 m := re.fullmatch(r"((?:b|β|beta)_?[0-9]+)(.+)", term.name, re.IGNORECASE)
             ):
                 hint = f"put '*' or a space between the beta and the variable: {m[1]}*{m[2]}"
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 term.span,
                 f"the term '{term.text()}' has no beta",
@@ -277,14 +278,14 @@ def _read_level1(eq: Equation) -> _Level1:
         var, c = _single_coefficient(eq, t, "beta")
         if c.kind == "residual":
             if t.predictor is not None:
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     term.span,
                     f"the residual '{var.name}' cannot multiply a predictor",
                     expected=f"'{var.name}' alone",
                 )
             if residual_seen:
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     var.span,
                     f"a second residual '{var.name}'",
@@ -296,7 +297,7 @@ def _read_level1(eq: Equation) -> _Level1:
         k = int(c.digits)
         for seen, sk, _ in betas:
             if sk == k:
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     var.span,
                     f"b{k} appears twice in the level-1 equation (first as '{seen.name}')",
@@ -304,7 +305,7 @@ def _read_level1(eq: Equation) -> _Level1:
                     hint="number each level-1 coefficient once: b0, b1, b2, ...",
                 )
         if k == 0 and t.predictor is not None:
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 term.span,
                 f"b0 is the intercept; '{term.text()}' gives it a predictor",
@@ -312,7 +313,7 @@ def _read_level1(eq: Equation) -> _Level1:
                 hint=f"number the slopes from 1: b1*{t.predictor.text()}",
             )
         if k != 0 and t.predictor is None:
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 var.span,
                 f"'{var.name}' has no predictor",
@@ -321,7 +322,7 @@ def _read_level1(eq: Equation) -> _Level1:
             )
         if t.predictor is not None:
             if t.predictor in predictors:
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     t.predictor.span,
                     f"the predictor '{t.predictor.text()}' appears twice",
@@ -331,7 +332,7 @@ def _read_level1(eq: Equation) -> _Level1:
         betas.append((var, k, t.predictor))
     if not betas:
         span = eq.rhs[0].span.cover(eq.rhs[-1].span)
-        raise _spec_error(
+        raise spec_error(
             eq,
             span,
             "the level-1 equation has no beta",
@@ -359,7 +360,7 @@ def _gamma_km(eq: Equation, var: Var, c: Coefficient, k: int, suggest_m: int) ->
     else:
         gk, gm = -1, -1
     if gk != k:
-        raise _spec_error(
+        raise spec_error(
             eq,
             var.span,
             f"'{var.name}' is not a gamma of b{k}",
@@ -380,13 +381,13 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
     for term in eq.rhs:
         if isinstance(term, Num) and term.value == 0:
             if zero is not None:
-                raise _spec_error(eq, term.span, "'0' appears twice", expected="'0' once")
+                raise spec_error(eq, term.span, "'0' appears twice", expected="'0' once")
             zero = term
             continue
         t = _split_term(eq, term)
         for var, c in t.coefs:
             if c.kind == "beta":
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     var.span,
                     f"beta '{var.name}' on the right side of a level-2 equation",
@@ -395,7 +396,7 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
                     f"{_gamma_label(k, 0)} + {_gamma_label(k, 1)}*w + u{k}",
                 )
             if c.kind == "residual":
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     var.span,
                     f"residual '{var.name}' in a level-2 equation",
@@ -406,7 +407,7 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
         if not t.coefs:
             assert t.predictor is not None
             nxt = max([m for m in seen if m > 0], default=0) + 1
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 term.span,
                 f"the term '{term.text()}' has no gamma",
@@ -416,7 +417,7 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
         var, c = _single_coefficient(eq, t, "gamma")
         if c.kind == "u":
             if int(c.digits) != k:
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     var.span,
                     f"'{var.name}' in the equation for b{k}",
@@ -424,7 +425,7 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
                     hint=f"write u{k}",
                 )
             if t.predictor is not None:
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     term.span,
                     f"the random effect '{var.name}' cannot multiply a predictor",
@@ -432,7 +433,7 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
                     hint=f"a random effect of {t.predictor.text()} needs its own beta in level 1",
                 )
             if u is not None:
-                raise _spec_error(eq, var.span, f"u{k} appears twice", expected=f"u{k} once")
+                raise spec_error(eq, var.span, f"u{k} appears twice", expected=f"u{k} once")
             u = var
             continue
         m_suggest = 0 if t.predictor is None else max([0, *seen]) + 1
@@ -440,7 +441,7 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
         # The label as written (g100 stays g100), in the g notation (gamma01, γ01 -> g01).
         label = f"g{c.digits}" if c.second is None else _gamma_label(k, m)
         if m in seen:
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 var.span,
                 f"{label} appears twice (first as '{seen[m].name}')",
@@ -449,7 +450,7 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
                 f"{_gamma_label(k, 2)}, ...",
             )
         if m == 0 and t.predictor is not None:
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 var.span,
                 f"{label} is the constant of b{k} but multiplies '{t.predictor.text()}'",
@@ -458,7 +459,7 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
                 f"{_gamma_label(k, m_suggest)}*{t.predictor.text()}",
             )
         if m != 0 and t.predictor is None:
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 var.span,
                 f"{label} has no predictor",
@@ -467,7 +468,7 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
             )
         if t.predictor is not None:
             if t.predictor in predictors:
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     t.predictor.span,
                     f"the predictor '{t.predictor.text()}' appears twice",
@@ -478,7 +479,7 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
         gammas.append(Gamma(label, k, m, t.predictor, var.span))
     constant = next((g for g in gammas if g.position == 0), None)
     if zero is not None and constant is not None:
-        raise _spec_error(
+        raise spec_error(
             eq,
             constant.span,
             f"'0' fixes the mean of b{k} at 0, but {constant.label} estimates it",
@@ -488,14 +489,14 @@ def _read_level2(eq: Equation, beta_var: Var, k: int) -> _Level2:
     if not gammas and u is None:
         span = eq.rhs[0].span.cover(eq.rhs[-1].span)
         if zero is not None:
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 span,
                 f"b{k} = 0 takes its predictor out of the model",
                 expected=f"a gamma ({_gamma_label(k, 0)}) or a random effect with mean 0 (u{k})",
                 hint=f"remove b{k} from the level-1 equation, or write b{k} = u{k}",
             )
-        raise _spec_error(
+        raise spec_error(
             eq,
             span,
             f"the equation for b{k} has no gamma",
@@ -522,7 +523,7 @@ def _read_cov(eq: Equation) -> _Covariance:
     for arg in call.args:
         c = classify_name(arg.name) if isinstance(arg, Var) else None
         if c is None or c.kind != "u":
-            raise _spec_error(
+            raise spec_error(
                 eq,
                 arg.span,
                 f"'{arg.text()}' is not a random effect",
@@ -532,7 +533,7 @@ def _read_cov(eq: Equation) -> _Covariance:
         effects.append((arg, int(c.digits)))
     (va, ka), (vb, kb) = effects
     if ka == kb:
-        raise _spec_error(
+        raise spec_error(
             eq,
             call.span,
             f"'{call.text()}' is the variance of u{ka}, not a covariance",
@@ -542,7 +543,7 @@ def _read_cov(eq: Equation) -> _Covariance:
     if len(eq.rhs) != 1 or not isinstance(eq.rhs[0], Num) or eq.rhs[0].value != 0:
         span = eq.rhs[0].span.cover(eq.rhs[-1].span)
         fixed = isinstance(eq.rhs[0], Num) and len(eq.rhs) == 1
-        raise _spec_error(
+        raise spec_error(
             eq,
             span,
             f"a covariance can only be fixed at 0, not at '{eq.rhs[-1].text()}'"
@@ -552,7 +553,7 @@ def _read_cov(eq: Equation) -> _Covariance:
             hint="remove the line to estimate the covariance",
         )
     if len(eq.lhs) != 1:  # pragma: no cover - the caller checks
-        raise _spec_error(eq, eq.lhs[1].span, "one cov() a line", expected=expected)
+        raise spec_error(eq, eq.lhs[1].span, "one cov() a line", expected=expected)
     return _Covariance(eq, (va, ka), (vb, kb)) if ka < kb else _Covariance(eq, (vb, kb), (va, ka))
 
 
@@ -565,7 +566,7 @@ def _zero_covariances(covs: list[_Covariance], betas: list[Beta]) -> tuple[tuple
         for var, k in (cov.first, cov.second):
             beta = by_index.get(k)
             if beta is None:
-                raise _spec_error(
+                raise spec_error(
                     cov.eq,
                     var.span,
                     f"'{var.name}' is not a random effect of the model (there is no b{k})",
@@ -574,7 +575,7 @@ def _zero_covariances(covs: list[_Covariance], betas: list[Beta]) -> tuple[tuple
                     hint="check the number",
                 )
             if not beta.random:
-                raise _spec_error(
+                raise spec_error(
                     cov.eq,
                     var.span,
                     f"b{k} is fixed (its equation has no u{k}), so it has no covariance",
@@ -603,7 +604,7 @@ def _zero_covariances(covs: list[_Covariance], betas: list[Beta]) -> tuple[tuple
                 )
                 ka, kb = int(a[1:]), int(b[1:])
                 cov = pairs[tuple(sorted((ka, kb), key=order.__getitem__))]
-                raise _spec_error(
+                raise spec_error(
                     cov.eq,
                     cov.eq.lhs[0].span,
                     f"cov({a}, {b}) = 0 leaves a tau that is not block-diagonal: {a} and {b} "
@@ -672,7 +673,7 @@ def parse_equations(text: str) -> ModelSpec:
         if any(_cov_call(t) is not None for t in eq.lhs):
             if len(eq.lhs) != 1 or not (isinstance(eq.lhs[0], Call) and eq.lhs[0].func == COV):
                 call = next(c for t in eq.lhs if (c := _cov_call(t)) is not None)
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     call.span,
                     f"'{call.text()}' must stand alone on the left of '='",
@@ -683,7 +684,7 @@ def parse_equations(text: str) -> ModelSpec:
         lhs = _lhs_beta(eq)
         if lhs is None:
             if level1 is not None:
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     eq.lhs[0].span,
                     f"more than one level-1 equation (line {level1.eq.lineno} is one already)",
@@ -694,7 +695,7 @@ def parse_equations(text: str) -> ModelSpec:
         else:
             var, k = lhs
             if k in level2:
-                raise _spec_error(
+                raise spec_error(
                     eq,
                     var.span,
                     f"a second level-2 equation for b{k} "
@@ -705,7 +706,7 @@ def parse_equations(text: str) -> ModelSpec:
             level2[k] = _read_level2(eq, var, k)
     if level1 is None:
         eq = equations[0]
-        raise _spec_error(
+        raise spec_error(
             eq,
             eq.lhs[0].span,
             "no level-1 equation: every equation has a beta on its left",
@@ -716,7 +717,7 @@ def parse_equations(text: str) -> ModelSpec:
     for var, k, predictor in level1.betas:
         if k not in level2:
             line = f"b{k} = {_gamma_label(k, 0)} + u{k}"
-            raise _spec_error(
+            raise spec_error(
                 level1.eq,
                 var.span,
                 f"b{k} has no level-2 equation",
@@ -741,7 +742,7 @@ def parse_equations(text: str) -> ModelSpec:
     in_level1 = {k for _, k, _ in level1.betas}
     for k, l2 in level2.items():
         if k not in in_level1:
-            raise _spec_error(
+            raise spec_error(
                 l2.eq,
                 l2.beta_var.span,
                 f"a level-2 equation for b{k}, which is not in the level-1 equation",
@@ -752,7 +753,7 @@ def parse_equations(text: str) -> ModelSpec:
         first = level2.get(0) or next(iter(level2.values()))
         eq = first.eq
         k = first.k
-        raise _spec_error(
+        raise spec_error(
             eq,
             eq.span,
             "the model has no random effect",
@@ -762,7 +763,7 @@ def parse_equations(text: str) -> ModelSpec:
         )
     if not any(b.gammas for b in betas):
         eq = level2[betas[0].index].eq
-        raise _spec_error(
+        raise spec_error(
             eq,
             eq.span,
             "the model has no gamma: every beta has its mean fixed at 0",

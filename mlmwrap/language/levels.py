@@ -26,9 +26,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mlmwrap.errors import EquationSyntaxError, SpecificationError
-from mlmwrap.language.equations import _check_predictor, _cov_call, _factors, parse_equations
-from mlmwrap.language.expr import Call, Expr, Num, Span, Var, product
+from mlmwrap.errors import EquationSyntaxError
+from mlmwrap.language.equations import (
+    _check_predictor,
+    _cov_call,
+    _factors,
+    parse_equations,
+    spec_error,
+)
+from mlmwrap.language.expr import Call, Expr, Num, Var, product
 from mlmwrap.language.nested_spec import (
     NestedCoefficient,
     NestedGamma,
@@ -77,17 +83,6 @@ def _classify(name: str) -> _Name | None:
     return None
 
 
-def _error(eq: Equation, span: Span, message: str, expected=None, hint=None) -> SpecificationError:
-    return SpecificationError(
-        message,
-        source=eq.line,
-        lineno=eq.lineno,
-        span=(span.start, span.end),
-        expected=expected,
-        hint=hint,
-    )
-
-
 def _subscripts(eq: Equation, var: Var, name: _Name, prefix: tuple[int, ...]) -> tuple[int, ...]:
     """The subscripts of ``var`` (``b01`` -> (0, 1)); they must begin with ``prefix``."""
     n = _N_SUB[name.kind]
@@ -95,7 +90,7 @@ def _subscripts(eq: Equation, var: Var, name: _Name, prefix: tuple[int, ...]) ->
     parts = d.split("_") if "_" in d else (list(d) if len(d) == n else None)
     example = index_label(name.kind, (*prefix, *(0,) * (n - len(prefix))))
     if parts is None or len(parts) != n:
-        raise _error(
+        raise spec_error(
             eq,
             var.span,
             f"'{var.name}' needs {n} subscript{'s' if n > 1 else ''} in a three-level model",
@@ -104,7 +99,7 @@ def _subscripts(eq: Equation, var: Var, name: _Name, prefix: tuple[int, ...]) ->
         )
     index = tuple(int(p) for p in parts)
     if index[: len(prefix)] != prefix:
-        raise _error(
+        raise spec_error(
             eq,
             var.span,
             f"wrong subscripts: '{var.name}' does not belong to this equation",
@@ -148,7 +143,7 @@ def _split(eq: Equation, term: Expr, allowed: str, where: str, hints: dict[str, 
     for f in _factors(term):
         if isinstance(f, Var) and (n := _classify(f.name)) is not None:
             if n.kind not in allowed:
-                raise _error(
+                raise spec_error(
                     eq,
                     f.span,
                     f"{_WHAT[n.kind]} '{f.name}' in {where}",
@@ -160,7 +155,7 @@ def _split(eq: Equation, term: Expr, allowed: str, where: str, hints: dict[str, 
             continue
         else:
             if isinstance(f, Num):
-                raise _error(
+                raise spec_error(
                     eq,
                     f.span,
                     f"the number {f.text()} cannot multiply a term",
@@ -169,11 +164,11 @@ def _split(eq: Equation, term: Expr, allowed: str, where: str, hints: dict[str, 
             _check_predictor(eq, f)
             preds.append(f)
     if len(coefs) > 1:
-        raise _error(
+        raise spec_error(
             eq, coefs[1][0].span, "two coefficients multiplied", expected="one coefficient a term"
         )
     if not coefs:
-        raise _error(
+        raise spec_error(
             eq,
             term.span,
             f"the term '{term.text()}' has no coefficient",
@@ -226,22 +221,24 @@ def _read_upper(eq: Equation, var: Var, index: tuple[int, ...], level: int) -> _
         if name.kind == rand:
             ridx = _subscripts(eq, cvar, name, index)
             if t.predictor is not None:
-                raise _error(
+                raise spec_error(
                     eq,
                     term.span,
                     f"the random effect '{cvar.name}' cannot multiply a predictor",
                     expected=f"{re_label} alone",
                 )
             if random is not None:
-                raise _error(eq, cvar.span, f"{re_label} appears twice", expected="once")
+                raise spec_error(eq, cvar.span, f"{re_label} appears twice", expected="once")
             random = (cvar, ridx)
             continue
         cidx = _subscripts(eq, cvar, name, index)
         label = index_label(coef, cidx)
         if any(i == cidx for _, i, _ in terms):
-            raise _error(eq, cvar.span, f"{label} appears twice", expected="each coefficient once")
+            raise spec_error(
+                eq, cvar.span, f"{label} appears twice", expected="each coefficient once"
+            )
         if cidx[-1] == 0 and t.predictor is not None:
-            raise _error(
+            raise spec_error(
                 eq,
                 cvar.span,
                 f"{label} is the constant but multiplies '{t.predictor.text()}'",
@@ -250,7 +247,7 @@ def _read_upper(eq: Equation, var: Var, index: tuple[int, ...], level: int) -> _
                 f"{index_label(coef, (*index, 1))}*{t.predictor.text()}",
             )
         if cidx[-1] != 0 and t.predictor is None:
-            raise _error(
+            raise spec_error(
                 eq,
                 cvar.span,
                 f"{label} has no predictor",
@@ -259,7 +256,7 @@ def _read_upper(eq: Equation, var: Var, index: tuple[int, ...], level: int) -> _
             )
         terms.append((cvar, cidx, t.predictor))
     if not terms and random is None:
-        raise _error(
+        raise spec_error(
             eq,
             eq.rhs[0].span.cover(eq.rhs[-1].span),
             f"the equation for {var.name} has no term",
@@ -267,7 +264,7 @@ def _read_upper(eq: Equation, var: Var, index: tuple[int, ...], level: int) -> _
             hint=f"write {var.name} = {own}",
         )
     if zero and any(i[-1] == 0 for _, i, _ in terms):
-        raise _error(
+        raise spec_error(
             eq,
             eq.rhs[0].span,
             f"'0' fixes the mean of {var.name} at 0, but {own} estimates it",
@@ -294,21 +291,23 @@ def _read_level1(eq: Equation) -> tuple[list[tuple[Var, int, Expr | None]], str 
         var, name = t.coef
         if name.kind == "e":
             if t.predictor is not None:
-                raise _error(
+                raise spec_error(
                     eq,
                     term.span,
                     "the residual cannot multiply a predictor",
                     expected=f"'{var.name}' alone",
                 )
             if residual is not None:
-                raise _error(eq, var.span, "a second residual", expected="one residual term")
+                raise spec_error(eq, var.span, "a second residual", expected="one residual term")
             residual = "e"
             continue
         (k,) = _subscripts(eq, var, name, ())
         if any(k == j for _, j, _ in out):
-            raise _error(eq, var.span, f"p{k} appears twice", expected="a new coefficient number")
+            raise spec_error(
+                eq, var.span, f"p{k} appears twice", expected="a new coefficient number"
+            )
         if k == 0 and t.predictor is not None:
-            raise _error(
+            raise spec_error(
                 eq,
                 term.span,
                 "p0 is the intercept and takes no predictor",
@@ -316,7 +315,7 @@ def _read_level1(eq: Equation) -> tuple[list[tuple[Var, int, Expr | None]], str 
                 hint=f"write p1*{t.predictor.text()}",
             )
         if k != 0 and t.predictor is None:
-            raise _error(
+            raise spec_error(
                 eq,
                 var.span,
                 f"'{var.name}' has no predictor",
@@ -335,10 +334,12 @@ def _read_cov(eq: Equation) -> tuple[Equation, list[tuple[Var, _Name]]]:
     for arg in call.args:
         n = _classify(arg.name) if isinstance(arg, Var) else None
         if n is None or n.kind not in "ru":
-            raise _error(eq, arg.span, f"'{arg.text()}' is not a random effect", expected=expected)
+            raise spec_error(
+                eq, arg.span, f"'{arg.text()}' is not a random effect", expected=expected
+            )
         names.append((arg, n))
     if names[0][1].kind != names[1][1].kind:
-        raise _error(
+        raise spec_error(
             eq,
             call.span,
             f"'{call.text()}' is a covariance across two levels",
@@ -347,7 +348,9 @@ def _read_cov(eq: Equation) -> tuple[Equation, list[tuple[Var, _Name]]]:
             "independent already; covariances can be fixed at 0 within a level",
         )
     if len(eq.rhs) != 1 or not isinstance(eq.rhs[0], Num) or eq.rhs[0].value != 0:
-        raise _error(eq, eq.rhs[0].span, "a covariance can only be fixed at 0", expected=expected)
+        raise spec_error(
+            eq, eq.rhs[0].span, "a covariance can only be fixed at 0", expected=expected
+        )
     return eq, names
 
 
@@ -371,7 +374,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
     for eq in equations:
         if any(_cov_call(t) is not None for t in eq.lhs):
             if len(eq.lhs) != 1 or not isinstance(eq.lhs[0], Call):
-                raise _error(
+                raise spec_error(
                     eq,
                     eq.lhs[0].span,
                     "cov() must stand alone on the left",
@@ -380,7 +383,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
             covs.append(_read_cov(eq))
             continue
         if len(eq.lhs) != 1:
-            raise _error(
+            raise spec_error(
                 eq,
                 eq.lhs[0].span.cover(eq.lhs[-1].span),
                 "the left side of an equation must be a single name",
@@ -390,7 +393,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
         name = _classify(lhs.name) if isinstance(lhs, Var) else None
         if name is None:
             if level1 is not None:
-                raise _error(
+                raise spec_error(
                     eq,
                     lhs.span,
                     f"more than one level-1 equation (line {level1[0].lineno} is one already)",
@@ -401,7 +404,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
             level1 = (eq, betas, residual)
             continue
         if name.kind not in "pb":
-            raise _error(
+            raise spec_error(
                 eq,
                 lhs.span,
                 f"{_WHAT[name.kind]} '{lhs.name}' cannot be on the left of '='",
@@ -411,7 +414,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
         level = 2 if name.kind == "p" else 3
         index = _subscripts(eq, lhs, name, ())
         if index in upper[level]:
-            raise _error(
+            raise spec_error(
                 eq,
                 lhs.span,
                 f"a second equation for {index_label(name.kind, index)} "
@@ -421,7 +424,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
         upper[level][index] = _read_upper(eq, lhs, index, level)
     if level1 is None:
         eq = equations[0]
-        raise _error(
+        raise spec_error(
             eq, eq.lhs[0].span, "no level-1 equation", expected="a line such as 'y = p0 + p1*x + e'"
         )
     eq1, ps, residual = level1
@@ -431,7 +434,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
         l2 = upper[2].get((k,))
         if l2 is None:
             line = f"p{k} = b{k}0 + r{k}"
-            raise _error(
+            raise spec_error(
                 eq1,
                 var.span,
                 f"p{k} has no level-2 equation",
@@ -451,7 +454,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
             blabel = index_label("b", idx)
             if l3 is None:
                 line = f"{blabel} = {index_label('g', (*idx, 0))}"
-                raise _error(
+                raise spec_error(
                     l2.eq,
                     bvar.span,
                     f"{blabel} has no level-3 equation",
@@ -470,7 +473,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
     written = {c.index for c in coefs1}
     for (k,), l2 in upper[2].items():
         if (k,) not in written:
-            raise _error(
+            raise spec_error(
                 l2.eq,
                 l2.var.span,
                 f"an equation for p{k}, which is not in the level-1 equation",
@@ -481,7 +484,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
     for idx, l3 in upper[3].items():
         if idx not in written2:
             label = index_label("b", idx)
-            raise _error(
+            raise spec_error(
                 l3.eq,
                 l3.var.span,
                 f"a level-3 equation for {label}, which is in no level-2 equation",
@@ -489,9 +492,9 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
                 hint=f"add '+ {label}' (or '{label}*w') to the equation for p{idx[0]}",
             )
     if not gammas:
-        raise _error(eq1, eq1.span, "the model has no gamma", expected="at least g000")
+        raise spec_error(eq1, eq1.span, "the model has no gamma", expected="at least g000")
     if not random2 and not random3:
-        raise _error(
+        raise spec_error(
             eq1,
             eq1.span,
             "the model has no random effect",
@@ -521,7 +524,7 @@ def _zero_covariances(covs, random) -> tuple[tuple[tuple[str, str], ...], ...]:
             idx = _subscripts(eq, var, n, ())
             label = index_label(n.kind, idx)
             if label not in labels:
-                raise _error(
+                raise spec_error(
                     eq,
                     var.span,
                     f"'{var.name}' is not a random effect of the model",
@@ -529,7 +532,7 @@ def _zero_covariances(covs, random) -> tuple[tuple[tuple[str, str], ...], ...]:
                 )
             pair.append(label)
         if pair[0] == pair[1]:
-            raise _error(
+            raise spec_error(
                 eq,
                 eq.lhs[0].span,
                 "a variance, not a covariance",
@@ -544,7 +547,7 @@ def _zero_covariances(covs, random) -> tuple[tuple[tuple[str, str], ...], ...]:
         zero = {frozenset(p) for p in pairs}
         for block in covariance_blocks(labels, tuple(pairs)):
             if any(frozenset((a, b)) in zero for a in block for b in block if a != b):
-                raise _error(
+                raise spec_error(
                     last,
                     last.lhs[0].span,
                     "these cov lines leave a tau that is not block-diagonal",
