@@ -243,19 +243,76 @@ def test_summary_eb_predict_json(fits):
     )
 
 
-def test_compare_ml(fits):
-    table = fits["eg_growth_ml"].compare(fits["eg_growth_pred_ml"])
-    assert table["df"].iloc[1] == 4
-    assert table["chi2"].iloc[1] == pytest.approx(
-        fits["eg_growth_ml"].deviance - fits["eg_growth_pred_ml"].deviance
+@pytest.fixture(scope="module")
+def anova() -> dict:
+    """lme4's anova() of three-level models (reference/issue9_compare.R)."""
+    return json.loads((REFERENCE / "issue9_compare.json").read_text())
+
+
+def test_compare_refits_by_ml_when_fixed_parts_differ(fits, anova):
+    # REML fits with different fixed parts: refit by ML, as lme4's anova() does
+    want = anova["eg_growth_vs_pred"]
+    cmp = mlmwrap.compare(fits["eg_growth"], fits["eg_growth_pred"], names=["g", "g+pred"])
+    t = cmp.table
+    assert list(t["method"]) == ["ML", "ML"] and t["refit"].all()
+    for name, key in (("g", "small"), ("g+pred", "large")):
+        assert t.loc[name, "deviance"] == pytest.approx(want[key]["deviance"], abs=1e-3)
+        assert t.loc[name, "n_params"] == want[key]["npar"]
+        assert t.loc[name, "aic"] == pytest.approx(want[key]["AIC"], abs=1e-3)
+        assert t.loc[name, "bic"] == pytest.approx(want[key]["BIC"], abs=1e-3)
+    assert t.loc["g+pred", "chi2"] == pytest.approx(want["large"]["Chisq"], abs=2e-3)
+    assert t.loc["g+pred", "df"] == want["large"]["Df"]
+    assert t.loc["g+pred", "p"] == pytest.approx(want["large"]["p"], rel=1e-2)
+    assert "g010" in t.loc["g+pred", "added"]
+    # the method on the results gives the same table
+    same = fits["eg_growth"].compare(fits["eg_growth_pred"], names=["g", "g+pred"]).table
+    pd.testing.assert_frame_equal(same, t)
+
+
+def test_compare_diagonal_tau_is_nested_in_the_full_one(fits, anova):
+    want = anova["eg_diag_child_vs_growth"]
+    t = mlmwrap.compare(fits["eg_growth_diag_child"], fits["eg_growth"]).table
+    assert list(t["method"]) == ["REML", "REML"]  # same fixed part: REML criteria compared
+    assert t["chi2"].iloc[1] == pytest.approx(want["large"]["Chisq"], abs=2e-3)
+    assert t["df"].iloc[1] == want["large"]["Df"] == 1
+    assert "cov(r0, r1)" in t["added"].iloc[1]
+    with pytest.raises(MLMError, match="not nested"):
+        mlmwrap.compare(fits["eg_growth"], fits["eg_growth_diag_child"])
+
+
+def test_compare_a_random_slope_at_level_2_uses_the_mixture(data, anova):
+    want = anova["chem_ri_vs_slope"]
+    ri = mlmwrap.fit(
+        "score = p0 + p1*cwc(gcsecnt) + e\np0 = b00 + r0\np1 = b10\nb00 = g000 + u00\nb10 = g100",
+        data["chem97"],
+        cluster=["school", "lea"],
     )
-    with pytest.raises(MLMError, match="REML deviances"):
-        fits["eg_growth"].compare(fits["eg_growth_pred"])
+    slope = ri.refit(
+        "score = p0 + p1*cwc(gcsecnt) + e\np0 = b00 + r0\np1 = b10 + r1\n"
+        "b00 = g000 + u00\nb10 = g100"
+    )
+    t = ri.compare(slope).table
+    assert t["chi2"].iloc[1] == pytest.approx(want["large"]["Chisq"], abs=2e-3)
+    assert t["df"].iloc[1] == want["large"]["Df"] == 2
+    # one random effect added at level 2: 50:50 mixture of chi2(1) and chi2(2)
+    assert t["reference"].iloc[1] == "0.5 chi2(1) + 0.5 chi2(2)"
+    assert t["p_naive"].iloc[1] == pytest.approx(want["large"]["p"], rel=1e-2)
+
+
+def test_compare_refuses_other_clusters_and_other_rows(fits, data):
+    with pytest.raises(MLMError, match="different cluster columns"):
+        mlmwrap.compare(fits["chem97_null"], fits["chem97_null_school_in_lea"])
+    fewer = fits["eg_growth"].refit(data=data["egsingle"].iloc[100:])
+    with pytest.raises(MLMError, match="different samples"):
+        mlmwrap.compare(fewer, fits["eg_growth_pred"])
+    two_level = mlmwrap.fit("math = b0 + e\nb0 = g00 + u0", data["egsingle"], cluster="childid")
+    with pytest.raises(MLMError, match="different cluster columns"):
+        mlmwrap.compare(two_level, fits["eg_growth"])
 
 
 def test_unsupported_methods_raise(fits):
     res = fits["eg_growth"]
-    for name in ("statsmodels", "robust", "r2", "plot", "confint", "effects", "refit"):
+    for name in ("statsmodels", "robust", "r2", "plot", "confint", "effects"):
         with pytest.raises(MLMError, match="three-level"):
             getattr(res, name)() if name != "statsmodels" else res.statsmodels
 
@@ -422,12 +479,13 @@ def test_readme_section_is_the_real_output(fits):
 
 
 def test_build_up_refits_by_ml(data, golden):
-    table = mlmwrap.build_up(
+    bu = mlmwrap.build_up(
         [GROWTH, GROWTH_PRED],
         data["egsingle"],
         cluster=["childid", "schoolid"],
         names=["growth", "+black, lowinc"],
     )
+    table = bu.table
     assert table.loc["growth", "deviance"] == pytest.approx(
         golden["eg_growth_ml"]["deviance"], abs=1e-3
     )
@@ -435,6 +493,16 @@ def test_build_up_refits_by_ml(data, golden):
         golden["eg_growth_pred_ml"]["deviance"], abs=1e-3
     )
     assert table.loc["+black, lowinc", "df"] == 4
+    # the variance table: as fit (REML), every level's intercept variance and its PRV
+    v = bu.variance
+    assert v.loc["growth", "sigma2"] == pytest.approx(golden["eg_growth"]["sigma2"], rel=1e-3)
+    tau_r0 = v.loc["+black, lowinc", "tau_r0"]
+    prev = v.loc["growth", "tau_r0"]
+    assert v.loc["+black, lowinc", "tau_r0_reduction"] == pytest.approx((prev - tau_r0) / prev)
+    assert np.isnan(v.loc["growth", "tau_u00_reduction"])
+    text = str(bu)
+    assert "PRV tau_u00" in text and "R2 is not available for three-level" in text
+    assert "<table" in bu._repr_html_()
 
 
 def test_categorical_predictors_at_levels_2_and_3():

@@ -47,10 +47,12 @@ from mlmwrap.analysis.shared.display import (
     text_table,
     wrap_note,
 )
+from mlmwrap.analysis.shared.fit_parts import LevelParts, fit_parts
 from mlmwrap.analysis.shared.samples import check_same_sample
 from mlmwrap.errors import ConvergenceWarning, DataError, SpecificationError
 from mlmwrap.model.design import INTERCEPT
 from mlmwrap.model.fitted import FittedModel
+from mlmwrap.model.nested_design import NestedDesign
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
@@ -90,47 +92,59 @@ def _check_nested(small: MLMResults, large: MLMResults, ns: str, nl: str) -> _Ne
 
     The check is on the designs (both already on the same rows): every fixed-effect column
     of the smaller model must be a linear combination of the larger model's fixed-effect
-    columns, and every random-effect column (intercept, slope predictors) of the smaller
-    model a linear combination of the larger model's random-effect columns; and every
-    covariance the smaller model estimates must be free in the larger one
-    (:func:`_check_covariances`). The smaller model is then the larger one with some gammas
-    and some variances and covariances set to 0. The test on columns rather than names accepts
-    the same predictor written another way (``cgm(ses)`` for ``ses`` when both have an
-    intercept) and rejects a predictor that only looks alike (``cwc(ses)`` for ``ses``).
+    columns, and at every level every random-effect column (intercept, slope predictors) of
+    the smaller model a linear combination of the larger model's random-effect columns of
+    that level; and every covariance the smaller model estimates must be free in the larger
+    one (:func:`_check_covariances`). The smaller model is then the larger one with some
+    gammas and some variances and covariances set to 0. The test on columns rather than names
+    accepts the same predictor written another way (``cgm(ses)`` for ``ses`` when both have
+    an intercept) and rejects a predictor that only looks alike (``cwc(ses)`` for ``ses``).
+    Two- and three-level fits are checked alike (:func:`fit_parts`).
     """
-    ds, dl = small.design, large.design
-    fixed_ok = _in_span(ds.X, dl.X)
-    random_ok = _in_span(ds.Z, dl.Z)
-    if not (fixed_ok.all() and random_ok.all()):
-        missing = [
-            f"{c.label} ({_shown(c.term)})"
-            for c, ok in zip(ds.fixed_columns, fixed_ok, strict=True)
-            if not ok
-        ]
+    ps, pl = fit_parts(small), fit_parts(large)
+    fixed_ok = _in_span(ps.X, pl.X)
+    missing = [
+        f"{label} ({_shown(term)})"
+        for label, term, ok in zip(ps.fixed_labels, ps.fixed_terms, fixed_ok, strict=True)
+        if not ok
+    ]
+    several = len(ps.levels) > 1
+    for lv_s, lv_l in zip(ps.levels, pl.levels, strict=True):
+        random_ok = _in_span(lv_s.Z, lv_l.Z)
+        where = f" at the '{lv_s.cluster}' level" if several else ""
         missing += [
-            f"{lab} (random effect of {_shown(t)})"
-            for lab, t, ok in zip(ds.random_labels, ds.random_terms, random_ok, strict=True)
+            f"{lab} (random effect of {_shown(t)}{where})"
+            for lab, t, ok in zip(lv_s.labels, lv_s.terms, random_ok, strict=True)
             if not ok
         ]
+    if missing:
         raise SpecificationError(
             f"'{ns}' is not nested in '{nl}': '{nl}' has no {', '.join(missing)} of '{ns}', "
             "so a likelihood-ratio test does not apply",
             hint="a nested model drops terms from the larger one; list models from the smallest "
             "to the largest, or compare non-nested models by AIC/BIC (res.aic, res.bic)",
         )
-    freed = _check_covariances(small, large, ns, nl)
-    n_fixed = len(dl.fixed_columns) - len(ds.fixed_columns)
-    n_random = len(dl.random_labels) - len(ds.random_labels)
+    freed = [
+        c
+        for lv_s, lv_l in zip(ps.levels, pl.levels, strict=True)
+        for c in _check_covariances(lv_s, lv_l, ns, nl)
+    ]
+    n_fixed = len(pl.fixed_labels) - len(ps.fixed_labels)
+    n_random = sum(len(b.labels) - len(a.labels) for a, b in zip(ps.levels, pl.levels, strict=True))
     if n_fixed < 0 or n_random < 0:  # pragma: no cover - rank-deficient designs only
         raise SpecificationError(f"'{ns}' has more parameters than '{nl}' but is nested in it")
-    small_terms = {c.term for c in ds.fixed_columns}
-    added_fixed = [c.label for c in dl.fixed_columns if c.term not in small_terms]
-    small_random = set(ds.random_terms)
-    added_random = [
-        f"{lab} ({_shown(t)})"
-        for lab, t in zip(dl.random_labels, dl.random_terms, strict=True)
-        if t not in small_random
+    small_terms = set(ps.fixed_terms)
+    added_fixed = [
+        lab for lab, t in zip(pl.fixed_labels, pl.fixed_terms, strict=True) if t not in small_terms
     ]
+    added_random = []
+    for lv_s, lv_l in zip(ps.levels, pl.levels, strict=True):
+        small_random = set(lv_s.terms)
+        added_random += [
+            f"{lab} ({_shown(t)})"
+            for lab, t in zip(lv_l.labels, lv_l.terms, strict=True)
+            if t not in small_random
+        ]
     parts = []
     if added_fixed:
         parts.append("gammas " + ", ".join(added_fixed))
@@ -138,35 +152,37 @@ def _check_nested(small: MLMResults, large: MLMResults, ns: str, nl: str) -> _Ne
         parts.append("random " + ", ".join(added_random))
     if freed:
         parts.append("covariances " + ", ".join(freed))
-    fixed_same = [c.term for c in ds.fixed_columns] == [c.term for c in dl.fixed_columns] and (
-        np.allclose(ds.X, dl.X, rtol=1e-12, atol=0)
-    )
+    fixed_same = ps.fixed_terms == pl.fixed_terms and np.allclose(ps.X, pl.X, rtol=1e-12, atol=0)
     return _Nesting(fixed_same, n_random, "; ".join(parts) if parts else "(same model)")
 
 
-def _check_covariances(small: MLMResults, large: MLMResults, ns: str, nl: str) -> list[str]:
-    """Raise unless every covariance ``small`` estimates is free in ``large`` too; return the
-    covariances ``large`` estimates that ``small`` fixes at 0 (``cov(u0, u1) = 0``).
+def _check_covariances(small: LevelParts, large: LevelParts, ns: str, nl: str) -> list[str]:
+    """Raise unless every covariance ``small`` estimates at this level is free in ``large``
+    too; return the covariances ``large`` estimates that ``small`` fixes at 0
+    (``cov(u0, u1) = 0``).
 
     Random effects are matched by their columns (the same predictor); a diagonal tau is then
     nested in the unconstrained one, with df the number of covariances fixed.
     """
-    ds, dl = small.design, large.design
-    fixed_s, fixed_l = small.tau_fixed.to_numpy(), large.tau_fixed.to_numpy()
+    fixed_s, fixed_l = small.fixed_cov, large.fixed_cov
     if not fixed_s.any() and not fixed_l.any():
         return []
     match = []
-    for k in range(ds.Z.shape[1]):
-        same = [m for m in range(dl.Z.shape[1]) if np.allclose(ds.Z[:, k], dl.Z[:, m], rtol=1e-12)]
+    for k in range(small.Z.shape[1]):
+        same = [
+            m
+            for m in range(large.Z.shape[1])
+            if np.allclose(small.Z[:, k], large.Z[:, m], rtol=1e-12)
+        ]
         if not same:
             raise SpecificationError(
                 f"cannot tell whether '{ns}' is nested in '{nl}': the random effect "
-                f"{ds.random_labels[k]} of '{ns}' is not one of '{nl}''s random effects, and "
+                f"{small.labels[k]} of '{ns}' is not one of '{nl}''s random effects, and "
                 "one of the models fixes covariances at 0",
                 hint="write the random effects of both models with the same predictors",
             )
         match.append(same[0])
-    labels_l = dl.random_labels
+    labels_l = large.labels
     freed = []
     for i in range(len(match)):
         for j in range(i):
@@ -315,7 +331,9 @@ def _as_results(models: tuple) -> list[MLMResults]:
     if len(models) == 1 and isinstance(models[0], list | tuple):
         models = tuple(models[0])
     for k, m in enumerate(models):
-        if not isinstance(m, FittedModel):
+        if not isinstance(m, FittedModel) and not isinstance(
+            getattr(m, "design", None), NestedDesign
+        ):
             raise DataError(
                 f"model {k + 1} is a {type(m).__name__}, not a fitted model (MLMResults)",
                 hint="pass fitted models: compare(mlmwrap.fit(...), mlmwrap.fit(...)); "

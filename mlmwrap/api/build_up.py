@@ -20,7 +20,9 @@ from mlmwrap.analysis.shared.display import (
     wrap_note,
 )
 from mlmwrap.analysis.variance_explained import nakagawa_r2, proportional_reduction
+from mlmwrap.api.build_up_nested import nested_variance
 from mlmwrap.api.fitting import fit
+from mlmwrap.api.nested_results import NestedResults
 from mlmwrap.api.results import MLMResults
 from mlmwrap.errors import DataError
 from mlmwrap.language.spec import ModelSpec
@@ -59,45 +61,53 @@ class BuildUp:
         """The comparison table."""
         return self.comparison.table
 
-    _VHEADERS = [
-        "model",
-        "sigma2",
-        "tau00",
-        "PRV sigma2",
-        "PRV tau00",
-        "R2 marg.",
-        "change",
-        "R2 cond.",
-        "change",
-    ]
+    def _vcolumns(self) -> list[tuple[str, str]]:
+        """(column, header) of the variance table, in its order; the table holds what the
+        models have (``tau00`` for two levels, each level's intercept variance for three)."""
+        out = []
+        for col in self.variance.columns:
+            if col.startswith("delta_"):
+                out.append((col, "change"))
+            elif col.endswith("_reduction"):
+                out.append((col, "PRV " + col.removesuffix("_reduction")))
+            elif col == "r2_marginal":
+                out.append((col, "R2 marg."))
+            elif col == "r2_conditional":
+                out.append((col, "R2 cond."))
+            else:
+                out.append((col, col))
+        return out
+
+    def _vheaders(self) -> list[str]:
+        return ["model"] + [header for _, header in self._vcolumns()]
 
     def _vrows(self) -> list[list[str]]:
+        columns = [col for col, _ in self._vcolumns()]
         return [
-            [
-                str(name),
-                format_number(row["sigma2"], 3),
-                format_number(row["tau00"], 3),
-                format_number(row["sigma2_reduction"], 3),
-                format_number(row["tau00_reduction"], 3),
-                format_number(row["r2_marginal"], 3),
-                format_signed(row["delta_r2_marginal"]),
-                format_number(row["r2_conditional"], 3),
-                format_signed(row["delta_r2_conditional"]),
+            [str(name)]
+            + [
+                format_signed(row[c]) if c.startswith("delta_") else format_number(row[c], 3)
+                for c in columns
             ]
             for name, row in self.variance.iterrows()
         ]
 
-    _VNOTE = (
-        "PRV: proportional reduction in variance against the previous model (Raudenbush & "
-        "Bryk); R2: Nakagawa & Schielzeth marginal (fixed effects) and conditional (fixed and "
-        "random), and its change from the previous model"
-    )
+    def _vnote(self) -> str:
+        note = (
+            "PRV: proportional reduction in variance against the previous model (Raudenbush & Bryk)"
+        )
+        if "r2_marginal" in self.variance.columns:
+            note += (
+                "; R2: Nakagawa & Schielzeth marginal (fixed effects) and conditional (fixed "
+                "and random), and its change from the previous model"
+            )
+        return note
 
     def summary(self) -> str:
         """Both tables as plain text."""
         lines = [self.comparison.summary(), "", "Variance explained (estimates as fit)"]
-        lines += text_table(self._VHEADERS, self._vrows(), n_text=1)
-        lines.append(wrap_note(self._VNOTE))
+        lines += text_table(self._vheaders(), self._vrows(), n_text=1)
+        lines.append(wrap_note(self._vnote()))
         lines += [wrap_note(f"Note: {n}") for n in self.notes]
         return "\n".join(lines)
 
@@ -110,13 +120,25 @@ class BuildUp:
 
     def _repr_html_(self) -> str:
         vtable = html_table(
-            self._VHEADERS, self._vrows(), "Variance explained (estimates as fit)", n_text=1
+            self._vheaders(), self._vrows(), "Variance explained (estimates as fit)", n_text=1
         )
-        foot = "<br>".join(html.escape(x) for x in [self._VNOTE, *self.notes])
+        foot = "<br>".join(html.escape(x) for x in [self._vnote(), *self.notes])
         return (
             f"<div class='mlmwrap-buildup'>{self.comparison._repr_html_()}{vtable}"
             f"<p>{foot}</p></div>"
         )
+
+
+_VARIANCE_ORDER = [
+    "sigma2",
+    "tau00",
+    "sigma2_reduction",
+    "tau00_reduction",
+    "r2_marginal",
+    "delta_r2_marginal",
+    "r2_conditional",
+    "delta_r2_conditional",
+]
 
 
 def _common_rows(fits: list[MLMResults]) -> pd.Index | None:
@@ -133,7 +155,7 @@ def _common_rows(fits: list[MLMResults]) -> pd.Index | None:
 def build_up(
     models: Sequence[str | ModelSpec | MLMResults],
     data: pd.DataFrame | None = None,
-    cluster: str | None = None,
+    cluster: str | Sequence[str] | None = None,
     names: Sequence[str] | None = None,
     reml: bool = True,
 ) -> BuildUp:
@@ -200,12 +222,8 @@ def build_up(
     models = list(models)
     if len(models) < 2:
         raise DataError("build_up() needs at least two models", hint="a list of equation sets")
-    if isinstance(cluster, (list, tuple)) and len(cluster) > 1:  # three levels
-        from mlmwrap.api.build_up_nested import build_up_nested
-
-        return build_up_nested(models, data, list(cluster), names)  # type: ignore[return-value]
     labels = _names(names, len(models))
-    needs_fit = [not isinstance(m, MLMResults) for m in models]
+    needs_fit = [not isinstance(m, MLMResults | NestedResults) for m in models]
     if any(needs_fit) and (data is None or cluster is None):
         raise DataError(
             "models given as equations need data= and cluster=",
@@ -234,6 +252,10 @@ def build_up(
         )
         fits = fit_all(data.loc[data.index.isin(common)])
     comparison = compare(*fits, names=labels)
+    if any(isinstance(r, NestedResults) for r in fits):
+        variance = nested_variance(fits, labels)
+        notes.append("R2 is not available for three-level models yet")
+        return BuildUp(comparison, variance, tuple(fits), tuple(notes))
 
     rows = []
     for k, res in enumerate(fits):
@@ -261,6 +283,7 @@ def build_up(
     variance = pd.DataFrame(rows, index=pd.Index(labels, name="model"))
     variance["delta_r2_marginal"] = variance["r2_marginal"].diff()
     variance["delta_r2_conditional"] = variance["r2_conditional"].diff()
+    variance = variance[_VARIANCE_ORDER]
     if len({r.method for r in fits}) > 1:
         notes.append("the models were fit by different methods: their variances are not comparable")
     if (variance["tau00_reduction"] < 0).any() or (variance["sigma2_reduction"] < 0).any():

@@ -48,7 +48,13 @@ def fit_nested(
             "GLS estimates, but consider a simpler random part",
         )
     res = NestedResults(
-        spec, design, stats, fit, seconds=time.perf_counter() - start, messages=tuple(messages)
+        spec,
+        design,
+        stats,
+        fit,
+        seconds=time.perf_counter() - start,
+        messages=tuple(messages),
+        data=data,
     )
     for m in messages:
         category = BoundaryWarning if m.startswith("boundary") else ConvergenceWarning

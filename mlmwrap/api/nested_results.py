@@ -42,8 +42,10 @@ class NestedResults:
         fit: NestedFit,
         seconds: float = 0.0,
         messages: tuple[str, ...] = (),
+        data: pd.DataFrame | None = None,
     ) -> None:
         self.spec = spec
+        self.data = data  # the caller's DataFrame (not copied), for refits
         self.design = design
         self.stats = stats
         self.optimum = fit
@@ -56,6 +58,14 @@ class NestedResults:
         return self.optimum.reml
 
     @property
+    def method(self) -> str:
+        return "REML" if self.reml else "ML"
+
+    @property
+    def outcome(self) -> str:
+        return str(self.design.formulas.outcome)
+
+    @property
     def n_levels(self) -> int:
         return self.spec.n_levels
 
@@ -65,6 +75,11 @@ class NestedResults:
 
     @property
     def n_obs(self) -> int:
+        return self.design.n_obs
+
+    @property
+    def nobs(self) -> int:
+        """Level-1 rows used (as ``MLMResults.nobs``)."""
         return self.design.n_obs
 
     @property
@@ -93,6 +108,19 @@ class NestedResults:
     def n_variance_parameters(self) -> int:
         """Free entries of every tau plus sigma^2."""
         return int(sum(self.stats.n_theta)) + 1
+
+    @property
+    def n_params(self) -> int:
+        """Gammas, free tau entries of every level and sigma^2 (lme4's ``df`` of logLik)."""
+        return len(self.design.fixed_labels) + self.n_variance_parameters
+
+    @property
+    def aic(self) -> float:
+        return self.deviance + 2 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        return self.deviance + self.n_params * float(np.log(self.nobs))
 
     @property
     def converged(self) -> bool:
@@ -221,34 +249,41 @@ class NestedResults:
                 out = out + np.einsum("nq,nq->n", Z, est[codes])
         return out
 
-    def compare(self, other: NestedResults) -> pd.DataFrame:
-        """Likelihood-ratio test of two nested three-level models (ML deviances; REML only
-        when the fixed parts are the same)."""
-        if not isinstance(other, NestedResults):
-            raise MLMError("compare a three-level model with another three-level model")
-        if self.reml != other.reml:
-            raise MLMError("one fit is REML and the other ML", hint="fit both with reml=False")
-        if self.reml and list(self.gamma.index) != list(other.gamma.index):
+    def refit(
+        self,
+        equations: str | NestedSpec | None = None,
+        *,
+        data: pd.DataFrame | None = None,
+        reml: bool | None = None,
+    ) -> NestedResults:
+        """Fit again with some settings changed: ``equations`` (default this model's),
+        ``data`` (default the data of this fit) and ``reml``; the clusters stay."""
+        from mlmwrap.api.fitting import fit
+
+        if data is None:
+            data = self.data
+        if data is None:
             raise MLMError(
-                "REML deviances of models with different fixed parts are not comparable",
-                hint="fit both with reml=False",
+                "this fit keeps no data to refit on", hint="pass data=, the DataFrame it was fit to"
             )
-        k1 = len(self.gamma) + self.n_variance_parameters
-        k2 = len(other.gamma) + other.n_variance_parameters
-        small, big = (self, other) if k1 <= k2 else (other, self)
-        chi2 = max(small.deviance - big.deviance, 0.0)
-        dfd = abs(k2 - k1)
-        p = float(sstats.chi2.sf(chi2, dfd)) if dfd else float("nan")
-        return pd.DataFrame(
-            {
-                "deviance": [small.deviance, big.deviance],
-                "n_parameters": [min(k1, k2), max(k1, k2)],
-                "chi2": [np.nan, chi2],
-                "df": [np.nan, dfd],
-                "p": [np.nan, p],
-            },
-            index=["model 1", "model 2"],
+        return fit(
+            self.spec if equations is None else equations,
+            data,
+            cluster=list(self.clusters),
+            reml=self.reml if reml is None else reml,
         )
+
+    def compare(
+        self,
+        *larger: NestedResults,
+        names: list[str] | None = None,
+        refit_ml: bool | str = "auto",
+    ):
+        """Likelihood-ratio tests of this model against larger nested models, refitting by
+        ML where REML deviances are not comparable. See :func:`mlmwrap.compare`."""
+        from mlmwrap.analysis.compare import compare
+
+        return compare(self, *larger, names=names, refit_ml=refit_ml)
 
     # -- report -------------------------------------------------------------------------
     def summary(self) -> str:

@@ -78,13 +78,21 @@ def _read_csv(path: str, args: argparse.Namespace) -> pd.DataFrame:
     return frame
 
 
+def _clusters(args: argparse.Namespace) -> str | list[str]:
+    """``--cluster school`` is one column; ``--cluster school lea`` lists levels 2 and 3."""
+    given = args.cluster
+    if isinstance(given, str):
+        return given
+    return given[0] if len(given) == 1 else list(given)
+
+
 def _fit(equations: str, data: pd.DataFrame, args: argparse.Namespace) -> MLMResults:
     from mlmwrap.api.fitting import fit
 
     with warnings.catch_warnings():
         # Warnings are part of the printed summary; do not print them twice.
         warnings.simplefilter("ignore")
-        return fit(equations, data, cluster=args.cluster, reml=not args.ml, df=args.df)
+        return fit(equations, data, cluster=_clusters(args), reml=not args.ml, df=args.df)
 
 
 def _write(text: str, output: str | None) -> None:
@@ -102,14 +110,35 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     rule = "|" + "|".join("---" for _ in shown.columns) + "|"
 
     def cell(v: object) -> str:
-        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+        if isinstance(v, float):
+            return "" if v != v else f"{v:.{digits}f}"  # NaN: nothing to show
+        return str(v)
 
     rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.itertuples(False)]
     return "\n".join([head, rule, *rows])
 
 
 # -- subcommands ----------------------------------------------------------------------------
+def _render_three_level(res, args: argparse.Namespace) -> str:
+    if args.robust:
+        raise DataError(
+            "cluster-robust SEs are not available for three-level models yet",
+            hint="leave out --robust",
+        )
+    if args.format == "text":
+        return res.summary()
+    if args.format == "json":
+        return res.to_json()
+    from mlmwrap.report.document_three_level import three_level_document
+
+    return three_level_document(res, args.format)
+
+
 def _render_fit(res: MLMResults, args: argparse.Namespace) -> str:
+    from mlmwrap.api.nested_results import NestedResults
+
+    if isinstance(res, NestedResults):
+        return _render_three_level(res, args)
     p_format = "exact" if args.exact_p else "apa"
     if args.format == "text":
         return res.summary(robust=args.robust, p_format=p_format)
@@ -171,6 +200,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0 if all(r.converged for r in fits) else 1
 
 
+def _three_level_build_up(bu, format: str) -> str:
+    if format == "text":
+        return str(bu)
+    if format == "html":
+        return bu._repr_html_()
+    if format == "markdown":
+        shown = bu.table.drop(columns=["loglik"])
+        parts = ["## Model comparison", _markdown(shown), "## Variance", _markdown(bu.variance)]
+        return "\n\n".join(parts + [f"- {n}" for n in (*bu.comparison.notes, *bu.notes)])
+    raise DataError(
+        f"--format {format} is not available for three-level build-ups yet",
+        hint="use --format text, markdown or html",
+    )
+
+
 def _cmd_build_up(args: argparse.Namespace) -> int:
     from mlmwrap.api.build_up import build_up
     from mlmwrap.report.side_by_side import side_by_side
@@ -180,7 +224,12 @@ def _cmd_build_up(args: argparse.Namespace) -> int:
     models = [_read_text(path) for path in args.equations]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bu = build_up(models, data, cluster=args.cluster, names=names, reml=not args.ml)
+        bu = build_up(models, data, cluster=_clusters(args), names=names, reml=not args.ml)
+    if isinstance(_clusters(args), list):  # three levels: the tables, no side-by-side yet
+        _write(_three_level_build_up(bu, args.format), None)
+        return 0 if all(r.converged for r in bu.results) else 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         fits = [r.with_inference(args.df) for r in bu.results]
     table = side_by_side(fits, names=list(bu.table.index), format=args.format)
     if args.format == "text":

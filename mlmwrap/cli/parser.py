@@ -39,7 +39,14 @@ def _csv_options(p: argparse.ArgumentParser) -> None:
 
 def _data_options(p: argparse.ArgumentParser, *, data_required: bool = True) -> None:
     p.add_argument("--data", required=data_required, help="CSV file, one row per level-1 unit")
-    p.add_argument("--cluster", required=data_required, help="column identifying the clusters")
+    p.add_argument(
+        "--cluster",
+        required=data_required,
+        nargs="+",
+        metavar="COLUMN",
+        help="column identifying the clusters; for three levels the level-2 unit, then the "
+        "level-3 unit (--cluster school lea)",
+    )
     _csv_options(p)
 
 

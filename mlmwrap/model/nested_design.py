@@ -113,6 +113,7 @@ class NestedDesign:
     ids_repeat: bool
     rows_dropped: int
     unit_ids: list[pd.Index]
+    row_index: pd.Index  # labels of the rows used, from the caller's DataFrame
 
     @property
     def n_obs(self) -> int:
@@ -297,6 +298,7 @@ def build_nested_design(spec: NestedSpec, data: pd.DataFrame, clusters: list[str
     used = list(dict.fromkeys([*mapping.values(), *clusters]))
     frame = data[used]
     complete = frame.notna().all(axis=1).to_numpy()
+    row_index = frame.index[complete]
     frame = frame.loc[complete].reset_index(drop=True)
     if len(frame) == 0:
         raise DataError("no complete rows: every row has a missing value in a model variable")
@@ -402,4 +404,5 @@ def build_nested_design(spec: NestedSpec, data: pd.DataFrame, clusters: list[str
         ids_repeat=ids_repeat,
         rows_dropped=int((~complete).sum()),
         unit_ids=[ids2, ids3],
+        row_index=row_index,
     )
