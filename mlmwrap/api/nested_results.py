@@ -2,8 +2,8 @@
 
 What works for three levels: ``gamma`` (Satterthwaite df, lmerTest's), ``tau``,
 ``tau_by_level``, ``sigma2``, ``deviance``, ``formulas``, ``variance_partition()``,
-``random_effects(level)``, ``predict()`` on the estimation sample, ``compare()``,
-``summary()`` and ``to_json()``. Every other method of
+``random_effects(level)``, ``predict()`` (on the estimation sample or new rows),
+``compare()``, ``refit()``, ``summary()`` and ``to_json()``. Every other method of
 :class:`~mlmwrap.api.results.MLMResults` raises an :class:`~mlmwrap.errors.MLMError`
 saying it is not available for three-level models yet (never a wrong number).
 """
@@ -235,19 +235,70 @@ class NestedResults:
             out[f"se_{lab}"] = np.sqrt(cov[:, i, i])
         return out
 
-    def predict(self, newdata=None, *, include_random: bool = True) -> np.ndarray:
-        """Fitted values on the estimation sample: X gamma (+ Z2 r + Z3 u)."""
-        if newdata is not None:
-            raise MLMError(
-                "predict(newdata) is not available for three-level models yet",
-                hint="res.predict() gives the fitted values of the estimation sample",
-            )
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        *,
+        include_random: bool = True,
+        detail: bool = False,
+    ) -> pd.Series | pd.DataFrame:
+        """Predicted outcome: X gamma, plus the EB effects of the units that were in the fit.
+
+        ``newdata=None``: the fitted values of the estimation sample (indexed like its rows).
+        New rows are centered with the fit's constants and a unit not in the fit gets the
+        fixed part only, said in a :class:`~mlmwrap.errors.PredictionWarning`
+        (:mod:`mlmwrap.model.nested_predict`). ``include_random=False``: the fixed part only.
+        ``detail=True``: a DataFrame with ``fixed``, ``random``, ``prediction`` and one
+        ``known_<cluster>`` column per level.
+        """
+        from mlmwrap.model.validation import check_flag
+
+        include_random = check_flag(include_random, "include_random")
+        detail = check_flag(detail, "detail")
         d = self.design
-        out = d.X @ self.optimum.beta
-        if include_random:
-            for (est, _), Z, codes in zip(self._eb, d.Zs, d.codes, strict=True):
-                out = out + np.einsum("nq,nq->n", Z, est[codes])
+        effects = [est for est, _ in self._eb]
+        if newdata is None:
+            fixed = pd.Series(d.X @ self.optimum.beta, index=d.row_index, name="fixed")
+            random = np.zeros(len(fixed))
+            for est, Z, codes in zip(effects, d.Zs, d.codes, strict=True):
+                random = random + np.einsum("nq,nq->n", Z, est[codes])
+            random = pd.Series(random, index=d.row_index, name="random")
+            known = pd.DataFrame(True, index=d.row_index, columns=list(self.clusters))
+        else:
+            from mlmwrap.model.nested_predict import predict_nested
+
+            parts = predict_nested(d, self.optimum.beta, effects, newdata)
+            fixed, random, known = parts.fixed, parts.random, parts.known
+            self._warn_prediction(fixed, known, include_random)
+        total = fixed + random if include_random else fixed.copy()
+        total.name = "prediction"
+        if not detail:
+            return total
+        out = pd.DataFrame({"fixed": fixed, "random": random, "prediction": total})
+        for c in known.columns:
+            out[f"known_{c}"] = known[c]
         return out
+
+    def _warn_prediction(self, fixed: pd.Series, known: pd.DataFrame, include_random: bool):
+        import warnings
+
+        from mlmwrap.errors import PredictionWarning
+
+        said = []
+        missing = int(fixed.isna().sum())
+        if missing:
+            said.append(f"{missing} rows with a missing predictor or cluster: NaN")
+        if include_random:
+            ok = fixed.notna()
+            for c in known.columns:
+                new = int((~known[c] & ok).sum())
+                if new:
+                    said.append(
+                        f"{new} rows in '{c}' units not in the fit: their '{c}' random "
+                        "effects are set to 0 (their expected value)"
+                    )
+        if said:
+            warnings.warn("; ".join(said), PredictionWarning, stacklevel=3)
 
     def refit(
         self,

@@ -127,12 +127,50 @@ class NestedDesign:
 class _Evaluator:
     """Evaluates expressions at the level of the equation they are written in."""
 
-    def __init__(self, spec: NestedSpec, frame: pd.DataFrame, codes: list[np.ndarray]):
+    def __init__(
+        self,
+        spec: NestedSpec,
+        frame: pd.DataFrame,
+        codes: list[np.ndarray],
+        reference: np.ndarray | None = None,
+    ):
         self.spec, self.frame, self.codes = spec, frame, codes
         self.n_units = [int(c.max()) + 1 for c in codes]
         # the level-3 unit of each level-2 unit
         self.parent = np.zeros(self.n_units[0], dtype=np.intp)
         self.parent[codes[0]] = codes[1]
+        # Predictions evaluate the model on the fit's rows followed by new rows: the centering
+        # constants then come from the fit's rows (``reference``), except for units that only
+        # the new rows have, which are centered on their own rows.
+        self.reference = reference
+        if reference is not None:
+            self.unit_reference = np.bincount(codes[0], reference, self.n_units[0]) > 0
+            self.top_reference = np.bincount(codes[1], reference, self.n_units[1]) > 0
+
+    def _means(self, x: np.ndarray, codes: np.ndarray, n: int, ref: np.ndarray | None):
+        """Per-unit means of ``x``: over the ``ref`` members of a unit where it has any."""
+        if ref is None:
+            return cluster_means(x, codes, n)
+        w = ref.astype(float)
+        sums_ref, n_ref = np.bincount(codes, x * w, n), np.bincount(codes, w, n)
+        sums_new, n_new = np.bincount(codes, x * (1 - w), n), np.bincount(codes, 1 - w, n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n_ref > 0, sums_ref / n_ref, sums_new / n_new)
+
+    def _row_means(self, x: np.ndarray, level: int) -> np.ndarray:
+        """The mean of ``x`` over the rows of each unit of ``level``, per unit."""
+        return self._means(x, self.codes[level - 2], self.n_units[level - 2], self.reference)
+
+    def _unit_means(self, units: np.ndarray) -> np.ndarray:
+        """The mean of a level-2 variable over the level-2 units of each level-3 unit."""
+        ref = None if self.reference is None else self.unit_reference
+        return self._means(units, self.parent, self.n_units[1], ref)
+
+    def _grand(self, values: np.ndarray, ref_name: str) -> float:
+        """The grand mean of rows or units: over the fit's own where there is a reference."""
+        if self.reference is None:
+            return float(values.mean())
+        return float(values[getattr(self, ref_name)].mean())
 
     def error(self, message: str, expr: Expr, expected=None, hint=None) -> DataError:
         s = expr.span
@@ -198,11 +236,13 @@ class _Evaluator:
             return out
         level2_var = not varies_within(x, c2).any()
         if level == 1:
-            means = cluster_means(x, c2, self.n_units[0])[c2]
-            return {"cwc": x - means, "cmean": means, "cgm": x - x.mean()}[expr.func]
+            means = self._row_means(x, 2)[c2]
+            if expr.func == "cgm":
+                return x - self._grand(x, "reference")
+            return {"cwc": x - means, "cmean": means}[expr.func]
         if level == 2:
             if expr.func == "cmean":
-                return cluster_means(x, c2, self.n_units[0])[c2]
+                return self._row_means(x, 2)[c2]
             if not level2_var:
                 inner = expr.args[0].text()
                 raise self.error(
@@ -214,8 +254,8 @@ class _Evaluator:
                 )
             units = self.unit_values(x, 2)
             if expr.func == "cgm":
-                return x - units.mean()
-            means3 = cluster_means(units, self.parent, self.n_units[1])
+                return x - self._grand(units, "unit_reference")
+            means3 = self._unit_means(units)
             return x - means3[c3]  # cwc: centered within the level-3 unit
         # level 3
         if expr.func == "cwc":
@@ -226,9 +266,9 @@ class _Evaluator:
             )
         if expr.func == "cmean":
             if level2_var:  # over level-2 units, each counted once
-                means3 = cluster_means(self.unit_values(x, 2), self.parent, self.n_units[1])
+                means3 = self._unit_means(self.unit_values(x, 2))
             else:
-                means3 = cluster_means(x, c3, self.n_units[1])
+                means3 = self._row_means(x, 3)
             return means3[c3]
         if varies_within(x, c3).any():
             raise self.error(
@@ -237,7 +277,7 @@ class _Evaluator:
                 expected="a level-3 variable inside cgm() in a level-3 equation",
                 hint=f"use cgm(cmean({expr.args[0].text()}))",
             )
-        return x - self.unit_values(x, 3).mean()
+        return x - self._grand(self.unit_values(x, 3), "top_reference")
 
     def check_level(self, expr: Expr, level: int, values) -> None:
         """A predictor of a level-``level`` equation must be constant within its units."""
@@ -260,8 +300,9 @@ class _Evaluator:
             )
 
 
-def _resolve(spec: NestedSpec, data: pd.DataFrame) -> dict[str, str]:
-    exprs = [spec.outcome] + [e for g in spec.gammas for e in g.predictors if e is not None]
+def _resolve(spec: NestedSpec, data: pd.DataFrame, with_outcome: bool = True) -> dict[str, str]:
+    exprs = [spec.outcome] if with_outcome else []
+    exprs += [e for g in spec.gammas for e in g.predictors if e is not None]
     mapping: dict[str, str] = {}
     for e in exprs:
         for v in e.variables():
@@ -272,8 +313,19 @@ def _resolve(spec: NestedSpec, data: pd.DataFrame) -> dict[str, str]:
     return mapping
 
 
-def build_nested_design(spec: NestedSpec, data: pd.DataFrame, clusters: list[str]) -> NestedDesign:
+def build_nested_design(
+    spec: NestedSpec,
+    data: pd.DataFrame,
+    clusters: list[str],
+    *,
+    reference: np.ndarray | None = None,
+    with_outcome: bool = True,
+) -> NestedDesign:
     """Resolve names, drop incomplete rows, identify units, center per level and build X, Z.
+
+    ``reference`` (one flag per row of ``data``) makes the centering constants come from
+    the flagged rows (a fit's sample, for predictions on new rows appended to it);
+    ``with_outcome=False`` builds the predictors only (``y`` is zeros).
 
     Raises
     ------
@@ -294,7 +346,7 @@ def build_nested_design(spec: NestedSpec, data: pd.DataFrame, clusters: list[str
                 f"there is no cluster column '{c}' in the data",
                 expected="a column that identifies the units of a level",
             )
-    mapping = _resolve(spec, data)
+    mapping = _resolve(spec, data, with_outcome)
     used = list(dict.fromkeys([*mapping.values(), *clusters]))
     frame = data[used]
     complete = frame.notna().all(axis=1).to_numpy()
@@ -302,18 +354,22 @@ def build_nested_design(spec: NestedSpec, data: pd.DataFrame, clusters: list[str
     frame = frame.loc[complete].reset_index(drop=True)
     if len(frame) == 0:
         raise DataError("no complete rows: every row has a missing value in a model variable")
+    if reference is not None:
+        reference = np.asarray(reference, dtype=bool)[complete]
     c3, ids3 = pd.factorize(frame[clusters[1]], sort=True)
     pairs = pd.MultiIndex.from_arrays([frame[clusters[1]], frame[clusters[0]]])
     c2, ids2 = pd.factorize(pairs, sort=True)
     ids_repeat = bool(frame[clusters[0]].nunique() < len(ids2))
     codes = [c2.astype(np.intp), c3.astype(np.intp)]
-    ev = _Evaluator(spec, frame, codes)
+    ev = _Evaluator(spec, frame, codes, reference)
     categorical = {n for n in frame.columns if not is_numeric_column(frame[n])} - set(clusters)
     formulas = nested_formulas(spec, clusters, mapping, lambda n: n in categorical)
     model = {n: frame[n] for n in frame.columns}
     for n in categorical:
         model[n] = pd.Categorical(frame[n], categories=category_levels(frame[n]))
     for name, expr in formulas.derived_exprs.items():
+        if not with_outcome and any(v.name not in mapping for v in expr.variables()):
+            continue  # a transform of the outcome (log(y)), not needed for predictions
         model[name] = ev.numeric(_rename_vars(expr, mapping), formulas.derived_levels[name])
     # each predictor constant at the level of its equation
     for g in spec.gammas:
@@ -373,7 +429,10 @@ def build_nested_design(spec: NestedSpec, data: pd.DataFrame, clusters: list[str
             hint="remove a redundant predictor",
         )
     y_name = formulas.outcome
-    y = ev.numeric(_rename_vars(spec.outcome, mapping), 1)
+    if with_outcome:
+        y = ev.numeric(_rename_vars(spec.outcome, mapping), 1)
+    else:
+        y = np.zeros(len(frame))
     del y_name
     Zs, frees, random_labels = [], [], []
     for lv, level in enumerate(spec.random):
