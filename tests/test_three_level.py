@@ -530,3 +530,22 @@ def test_a_level_without_random_effects():
     assert res.tau_by_level["s"].shape == (0, 0)
     assert list(res.tau.index) == ["r0"]
     assert res.formulas.lme4 == "y ~ 1 + x + (1 | s:c)"
+
+
+def test_cgm_of_a_level_3_mean_centers_it_over_level_3_units(data):
+    """cgm() and cwc() read their argument at their own level; cmean() one level down."""
+    chem = data["chem97"]
+    school_means = chem.groupby("school")["gcsecnt"].mean()
+    lea_of_school = chem.groupby("school")["lea"].first()
+    lea_rows = chem.groupby("lea")["gcsecnt"].mean()  # over pupils
+    lea_schools = school_means.groupby(lea_of_school).mean()  # over schools
+    for inner, means in (("cmean(gcsecnt)", lea_rows), ("cmean(cmean(gcsecnt))", lea_schools)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = mlmwrap.fit(
+                f"score = p0 + e\np0 = b00 + r0\nb00 = g000 + g001*cgm({inner}) + u00",
+                chem,
+                cluster=["school", "lea"],
+            )
+        want = chem["lea"].map(means) - means.mean()  # each LEA counted once
+        np.testing.assert_allclose(res.design.X[:, 1], want.to_numpy(), rtol=1e-10, atol=1e-12)

@@ -217,9 +217,11 @@ class _Evaluator:
                 expr,
                 expected="a numeric expression",
             )
-        # a centering function's argument is read one level down: in a level-3 equation
-        # cmean(cmean(x)) is the level-3 mean of the level-2 unit means of x
-        inner_level = max(1, level - 1) if expr.func in ("cwc", "cgm", "cmean") else level
+        # cmean's argument is read one level down: in a level-3 equation cmean(cmean(x)) is
+        # the level-3 mean of the level-2 unit means of x. cwc and cgm do not aggregate, so
+        # their argument is read at their own level: cgm(cmean(x)) in a level-3 equation is
+        # the level-3 mean of x centered at its mean over level-3 units.
+        inner_level = max(1, level - 1) if expr.func == "cmean" else level
         x = self.numeric(expr.args[0], inner_level)
         c2, c3 = self.codes
         if expr.func == "center":
