@@ -312,7 +312,7 @@ def test_compare_refuses_other_clusters_and_other_rows(fits, data):
 
 def test_unsupported_methods_raise(fits):
     res = fits["eg_growth"]
-    for name in ("statsmodels", "robust", "r2", "plot", "confint", "effects"):
+    for name in ("statsmodels", "robust", "plot", "confint", "effects"):
         with pytest.raises(MLMError, match="three-level"):
             getattr(res, name)() if name != "statsmodels" else res.statsmodels
 
@@ -501,7 +501,8 @@ def test_build_up_refits_by_ml(data, golden):
     assert v.loc["+black, lowinc", "tau_r0_reduction"] == pytest.approx((prev - tau_r0) / prev)
     assert np.isnan(v.loc["growth", "tau_u00_reduction"])
     text = str(bu)
-    assert "PRV tau_u00" in text and "R2 is not available for three-level" in text
+    assert "PRV tau_u00" in text and "R2 marg." in text
+    assert v.loc["+black, lowinc", "delta_r2_marginal"] > 0
     assert "<table" in bu._repr_html_()
 
 
@@ -549,3 +550,40 @@ def test_cgm_of_a_level_3_mean_centers_it_over_level_3_units(data):
             )
         want = chem["lea"].map(means) - means.mean()  # each LEA counted once
         np.testing.assert_allclose(res.design.X[:, 1], want.to_numpy(), rtol=1e-10, atol=1e-12)
+
+
+R2_MODELS = {
+    "chem97_cwc_slope": ("chem97", CWC, ["school", "lea"], True),
+    "eg_growth_pred": ("egsingle", GROWTH_PRED, ["childid", "schoolid"], True),
+    "eg_intercepts": (
+        "egsingle",
+        "math = p0 + p1*year + e\np0 = b00 + r0\np1 = b10\nb00 = g000 + u00\nb10 = g100",
+        ["childid", "schoolid"],
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("key", list(R2_MODELS))
+def test_nakagawa_r2_matches_performance(data, key):
+    """performance::r2_nakagawa (reference/issue9_r2.R); tolerance 1e-4 relative (the
+    variances it divides are within 1e-3 of lme4's, measured ~2e-5)."""
+    want = json.loads((REFERENCE / "issue9_r2.json").read_text())[key]
+    name, eqs, clusters, reml = R2_MODELS[key]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = mlmwrap.fit(eqs, data[name], cluster=clusters, reml=reml)
+    got = res.r2()
+    for field in ("marginal", "conditional", "var_fixed", "var_random", "var_residual"):
+        assert got[field] == pytest.approx(want[field], rel=1e-4), field
+    assert "not available for three-level" in got.attrs["notes"][0]
+
+
+def test_variance_explained_against_a_reference(fits):
+    table = fits["eg_growth_pred"].variance_explained(fits["eg_growth"])
+    assert list(table.index) == ["r0", "r1", "u00", "u10", "sigma2"]
+    tau = fits["eg_growth"].tau_by_level["schoolid"].loc["u00", "u00"]
+    tau_pred = fits["eg_growth_pred"].tau_by_level["schoolid"].loc["u00", "u00"]
+    assert table.loc["u00", "reduction"] == pytest.approx((tau - tau_pred) / tau)
+    with pytest.raises(MLMError, match="different cluster columns"):
+        fits["eg_growth_pred"].variance_explained(fits["chem97_null"])

@@ -38,11 +38,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mlmwrap.analysis.shared.fit_parts import fit_parts
 from mlmwrap.analysis.shared.samples import check_same_sample
 from mlmwrap.errors import DataError, MLMError
 from mlmwrap.model.centering import cluster_means
 from mlmwrap.model.design import INTERCEPT
 from mlmwrap.model.fitted import FittedModel
+from mlmwrap.model.nested_design import NestedDesign
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
@@ -332,7 +334,8 @@ def nakagawa_r2(res: MLMResults) -> NakagawaR2:
     ``var_f`` is the sample variance (denominator n - 1) of the fixed part ``X gamma``
     over the estimation sample, and ``var_r`` the mean over rows of ``z_i' T z_i`` with
     ``z_i`` the row's random-effect predictors (1 for the intercept), i.e.
-    ``mean(diag(Z T Z'))``; with a random intercept only, ``var_r = tau00``. Both lie in
+    ``mean(diag(Z T Z'))``; with a random intercept only, ``var_r = tau00``. For three
+    levels ``var_r`` is the sum of that mean over the levels (insight's ``var.random``). Both lie in
     [0, 1]. With random slopes ``var_r`` depends on where the slope predictors are centered
     (it grows with their distance from 0), so center them meaningfully.
 
@@ -348,11 +351,17 @@ def nakagawa_r2(res: MLMResults) -> NakagawaR2:
     >>> round(r.marginal, 4), round(r.conditional, 4)
     (0.1796, 0.2304)
     """
-    res = _check_results(res, "res")
+    if not isinstance(getattr(res, "design", None), NestedDesign):
+        res = _check_results(res, "res")
     d = res.design
     var_fixed = float(np.var(d.X @ res.optimum.beta, ddof=1))
-    tau = res.tau.to_numpy()
-    var_random = float(np.mean(np.einsum("ij,jk,ik->i", d.Z, tau, d.Z)))
+    # the sum over levels of mean_i z_i' T z_i (one level for two-level models)
+    var_random = sum(
+        float(np.mean(np.einsum("ij,jk,ik->i", level.Z, tau.to_numpy(), level.Z)))
+        if level.Z.shape[1]
+        else 0.0
+        for level, tau in zip(fit_parts(res).levels, res.tau_by_level.values(), strict=True)
+    )
     total = var_fixed + var_random + res.sigma2
     return NakagawaR2(
         var_fixed / total, (var_fixed + var_random) / total, var_fixed, var_random, res.sigma2

@@ -254,7 +254,6 @@ def build_up(
     comparison = compare(*fits, names=labels)
     if any(isinstance(r, NestedResults) for r in fits):
         variance = nested_variance(fits, labels)
-        notes.append("R2 is not available for three-level models yet")
         return BuildUp(comparison, variance, tuple(fits), tuple(notes))
 
     rows = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mlmwrap.analysis.variance_explained import nakagawa_r2
 from mlmwrap.api.nested_results import NestedResults
 
 __all__ = ["nested_variance"]
@@ -29,7 +30,8 @@ def nested_variance(fits: list[NestedResults], labels: list[str]) -> pd.DataFram
     """One row per model: ``sigma2``, each level's intercept variance (``tau_r0``,
     ``tau_u00``, labelled as written) and their proportional reduction against the
     previous model (``sigma2_reduction``, ``tau_r0_reduction``, ...; NaN for the first
-    model). Estimates as fit (REML by default).
+    model), and Nakagawa's marginal and conditional R² with their changes. Estimates as fit
+    (REML by default).
 
     Examples
     --------
@@ -45,8 +47,10 @@ def nested_variance(fits: list[NestedResults], labels: list[str]) -> pd.DataFram
     ...     "y = p0 + p1*x + e\\np0 = b00 + r0\\np1 = b10\\nb00 = g000 + u00\\nb10 = g100",
     ...     df, ["c", "s"])
     >>> t = nested_variance([null, slope], ["null", "+x"])
-    >>> list(t.columns)
+    >>> list(t.columns[:6])
     ['sigma2', 'tau_r0', 'tau_u00', 'sigma2_reduction', 'tau_r0_reduction', 'tau_u00_reduction']
+    >>> list(t.columns[6:])
+    ['r2_marginal', 'delta_r2_marginal', 'r2_conditional', 'delta_r2_conditional']
     >>> bool(t.loc["+x", "sigma2_reduction"] > 0.1)
     True
     """
@@ -56,4 +60,9 @@ def nested_variance(fits: list[NestedResults], labels: list[str]) -> pd.DataFram
     for col in components:
         previous = table[col].shift(1)
         table[f"{col}_reduction"] = (previous - table[col]) / previous
+    r2 = [nakagawa_r2(r) for r in fits]
+    table["r2_marginal"] = [r.marginal for r in r2]
+    table["delta_r2_marginal"] = table["r2_marginal"].diff()
+    table["r2_conditional"] = [r.conditional for r in r2]
+    table["delta_r2_conditional"] = table["r2_conditional"].diff()
     return table

@@ -203,6 +203,58 @@ class NestedResults:
         out["corr same level-3 unit"] = parts.get(3, 0.0) / total
         return pd.Series(out, name="variance partition")
 
+    def r2(self, null=None, *, refit: bool = False) -> pd.Series:
+        """Nakagawa & Schielzeth's marginal and conditional R² with the variances they divide
+        (``var_random`` summed over the levels, as ``performance::r2_nakagawa``).
+
+        Snijders & Bosker's and Rights & Sterba's measures are not available for three
+        levels yet: ``null`` and ``refit`` are accepted for the two-level signature and
+        ``.attrs["notes"]`` says so.
+        """
+        from mlmwrap.analysis.variance_explained import nakagawa_r2
+
+        nak = nakagawa_r2(self)
+        out = pd.Series(
+            {
+                "marginal": nak.marginal,
+                "conditional": nak.conditional,
+                "var_fixed": nak.var_fixed,
+                "var_random": nak.var_random,
+                "var_residual": nak.var_residual,
+            },
+            name="R2",
+        )
+        out.attrs["notes"] = [
+            "Snijders & Bosker's and Rights & Sterba's R² are not available for three-level "
+            "models yet"
+        ]
+        return out
+
+    def variance_explained(self, reference: NestedResults) -> pd.DataFrame:
+        """Raudenbush & Bryk's proportional reduction of every variance the two models
+        share (sigma^2 and each random effect's variance, by label), against ``reference``
+        (fit to the same rows)."""
+        from mlmwrap.analysis.shared.samples import check_same_sample
+
+        if not isinstance(reference, NestedResults):
+            raise MLMError(
+                "the reference of a three-level model must be a three-level model",
+                hint="fit the reference with the same cluster list",
+            )
+        check_same_sample(reference, self, "reference", "res")
+        rows = []
+        for cluster in self.clusters:
+            mine, theirs = self.tau_by_level[cluster], reference.tau_by_level[cluster]
+            for lab in mine.index:
+                if lab in theirs.index:
+                    rows.append(
+                        (lab, cluster, float(theirs.loc[lab, lab]), float(mine.loc[lab, lab]))
+                    )
+        rows.append(("sigma2", "level 1", reference.sigma2, self.sigma2))
+        out = pd.DataFrame(rows, columns=["component", "level", "reference", "model"])
+        out["reduction"] = (out["reference"] - out["model"]) / out["reference"]
+        return out.set_index("component")
+
     # -- units --------------------------------------------------------------------------
     @cached_property
     def _eb(self):
