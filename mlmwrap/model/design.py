@@ -84,7 +84,11 @@ class FixedColumn:
     predictor : str
         The level-2 predictor (``meanses``), ``(constant)`` for ``gK0``.
     level1 : str
-        The level-1 predictor the beta multiplies (``cwc(ses)``), ``(intercept)`` for b0.
+        The level-1 predictor the beta multiplies (``cwc(ses)``), ``(intercept)`` for b0;
+        for a categorical level-1 predictor, as written (``C(ethnicity)``).
+    category : str or None
+        For a categorical level-1 predictor, the category whose indicator this column
+        holds (``Black``); None otherwise.
     """
 
     label: str
@@ -92,6 +96,7 @@ class FixedColumn:
     beta: str
     predictor: str
     level1: str
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,8 +128,8 @@ class Design:
     codes: np.ndarray  # cluster of each row, integers 0..J-1
     cluster_labels: np.ndarray  # cluster id of each code
     fixed_columns: list[FixedColumn]
-    random_labels: list[str]  # 'u0', 'u1', ... as written
-    random_terms: list[str]  # '(Intercept)', 'cwc(ses)', ...
+    random_labels: list[str]  # 'u0', 'u1', ... as written; 'u1[Black]' per category
+    random_terms: list[str]  # '(Intercept)', 'cwc(ses)', 'ethnicity[Black]', ...
     outcome: str
     cluster: str
     row_index: pd.Index  # index labels of the rows used, from the caller's DataFrame
@@ -207,9 +212,9 @@ class _Builder:
                     expr,
                     expected="a numeric column",
                     hint=(
-                        "a categorical predictor can only be a level-2 predictor "
-                        f"(in an equation for a beta, e.g. 'g01*C({expr.name})'); at level 1, "
-                        "code it as 0/1 indicator columns"
+                        "a categorical predictor stands on its own, as b1*C("
+                        f"{expr.name}) at level 1 or g01*C({expr.name}) at level 2; it cannot "
+                        "enter a product, a power or a transform"
                     ),
                 )
             return col.to_numpy(dtype=float)
@@ -234,8 +239,11 @@ class _Builder:
                 "expression",
                 expr,
                 expected="a numeric expression",
-                hint="use a categorical predictor on its own, as a level-2 predictor",
+                hint="use a categorical predictor on its own: b1*C(x) at level 1, "
+                "g01*C(x) at level 2",
             )
+        if func in ("cwc", "cgm", "cmean", "center") and self.categorical(expr.args[0]) is not None:
+            raise categorical_centering_error(self.error, expr)
         x = self.numeric(expr.args[0])
         if func == "cwc":
             if not varies_within(x, self.codes).any():
@@ -281,6 +289,40 @@ class _Builder:
         if isinstance(expr, Var) and not is_numeric_column(self.frame[expr.name]):
             return self.frame[expr.name]
         return None
+
+
+def categorical_centering_error(error, expr: Call) -> DataError:
+    """``cwc(C(x))`` and the like: centering a category is not defined.
+
+    ``error(message, expr, expected=..., hint=...)`` builds the DataError with the span.
+    """
+    inner = expr.args[0]
+    name = inner.args[0].text() if isinstance(inner, Call) else inner.text()
+    return error(
+        f"{expr.func}() of the categorical predictor '{name}' is not defined: a category "
+        "has no mean to center at",
+        expr,
+        expected=f"a numeric variable inside {expr.func}()",
+        hint=f"write b1*C({name}) at level 1 without centering (treatment coding, the first "
+        f"category as reference), or center 0/1 indicator columns, e.g. "
+        f"data['{name}_B'] = (data['{name}'] == 'B').astype(float) and {expr.func}({name}_B)",
+    )
+
+
+def level_text(level: object) -> str:
+    """A category as it appears in a label: ``2.0`` -> ``'2'``, ``'Black'`` -> ``'Black'``.
+
+    >>> level_text(2.0), level_text(np.int64(3)), level_text("Black"), level_text(0.5)
+    ('2', '3', 'Black', '0.5')
+    """
+    if isinstance(level, float | np.floating) and np.isfinite(level) and float(level).is_integer():
+        return str(int(level))
+    return str(level)
+
+
+def random_effect_base(label: str) -> str:
+    """The random effect as written in the equations: ``'u1[Black]'`` -> ``'u1'``."""
+    return label.split("[", 1)[0]
 
 
 def is_numeric_column(col: pd.Series) -> bool:
@@ -437,16 +479,29 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
     model_frame = _model_frame(builder, frame, formulas, mapping, cluster)
 
     fixed_meta: list[FixedColumn] = []
+    random_labels: list[str] = []
+    random_terms: list[str] = []
     for beta in spec.betas:
         x_text = beta.predictor.text() if beta.predictor is not None else INTERCEPT
+        categories = None
         if beta.predictor is not None:
-            builder.numeric(resolved[id(beta.predictor)])  # a level-1 predictor is numeric
+            categories = _level1_categories(builder, beta, resolved[id(beta.predictor)])
+            if categories is None:
+                builder.numeric(resolved[id(beta.predictor)])  # a numeric level-1 predictor
         for gamma in beta.gammas:
-            fixed_meta.extend(_gamma_columns(builder, beta, gamma, resolved, x_text))
-    random_labels = [b.u_label or f"u{b.index}" for b in spec.random_betas]
-    random_terms = [
-        b.predictor.text() if b.predictor is not None else INTERCEPT for b in spec.random_betas
-    ]
+            if categories is None:
+                fixed_meta.extend(_gamma_columns(builder, beta, gamma, resolved, x_text))
+            else:
+                fixed_meta.extend(_categorical_columns(builder, beta, gamma, resolved, categories))
+        if beta.random:
+            u = beta.u_label or f"u{beta.index}"
+            if categories is None:
+                random_labels.append(u)
+                random_terms.append(x_text)
+            else:  # one random effect per indicator, as lme4's (1 + f | g)
+                base = _categorical_base(x_text)
+                random_labels.extend(f"{u}[{c}]" for c in categories[1:])
+                random_terms.extend(f"{base}[{c}]" for c in categories[1:])
     X, patsy_fixed, Z, patsy_random = _design_matrices(
         spec, formulas, model_frame, fixed_meta, random_labels
     )
@@ -512,7 +567,7 @@ def _design_matrices(
     """X (one column per gamma, in gamma order) and Z from one patsy design over the fixed
     terms and the random terms, and patsy's name of each column."""
     fixed_terms = formulas.fixed_rhs.split(" + ")
-    extra = [formulas.term_of_random[u] for u in random_labels]
+    extra = [formulas.term_of_random[random_effect_base(u)] for u in random_labels]
     rhs = " + ".join(fixed_terms + [t for t in extra if t not in fixed_terms and t != "0"])
     # Plain arrays: patsy's per-column work on pandas objects costs more than the design.
     data = {
@@ -551,7 +606,19 @@ def _design_matrices(
             )
         seen.add(term)
         order.extend(cols)
-    random = [_term_columns(slices, formulas.term_of_random[u], 1)[0] for u in random_labels]
+    n_random: dict[str, int] = {}
+    for u in random_labels:
+        n_random[random_effect_base(u)] = n_random.get(random_effect_base(u), 0) + 1
+    random: list[int] = []
+    for u, n in n_random.items():
+        cols = _term_columns(slices, formulas.term_of_random[u], n)
+        if cols is None:  # pragma: no cover - the terms were checked above
+            raise DataError(
+                f"patsy coded the random term of {u} in an unexpected way",
+                hint="please report this with the equations; the reduced form is "
+                + formulas.fixed,
+            )
+        random.extend(cols)
     X = np.ascontiguousarray(matrix[:, order]) if order else np.empty((len(frame), 0))
     Z = np.ascontiguousarray(matrix[:, random])
     names = info.column_names
@@ -573,6 +640,61 @@ def _term_columns(slices: dict, term: str, wanted: int) -> list[int] | None:
     return None
 
 
+def _categorical_base(text: str) -> str:
+    """``C(ethnicity)`` -> ``ethnicity`` (a bare text column stays as it is)."""
+    return text[2:-1] if text.startswith("C(") and text.endswith(")") else text
+
+
+def _level1_categories(builder: _Builder, beta: Beta, x_expr: Expr) -> list[str] | None:
+    """The categories (as label text, the reference first) of a categorical level-1
+    predictor, or None when the predictor is numeric."""
+    series = builder.categorical(x_expr)
+    if series is None:
+        return None
+    assert beta.predictor is not None
+    levels = category_levels(series)
+    text = beta.predictor.text()
+    if len(levels) < 2:
+        raise builder.error(
+            f"'{text}' has a single category ({levels[0]!r}) in the estimation sample",
+            beta.predictor,
+            hint="a predictor that does not vary cannot be estimated; remove it",
+        )
+    labels = [level_text(v) for v in levels]
+    if len(set(labels)) < len(labels):  # e.g. 1 and '1' in one column
+        raise builder.error(
+            f"two categories of '{text}' print the same ({', '.join(labels)})",
+            beta.predictor,
+            hint="recode the column so that its categories are distinct texts",
+        )
+    return labels
+
+
+def _categorical_columns(builder: _Builder, beta: Beta, gamma: Gamma, resolved, categories):
+    """The FixedColumns of one gamma of a categorical level-1 predictor: one per
+    non-reference category (``g10[Black]``, ``g11[Black]`` for ``g11*meanses``)."""
+    assert beta.predictor is not None
+    level1 = beta.predictor.text()
+    base = _categorical_base(level1)
+    w_text = "(constant)"
+    if gamma.predictor is not None:
+        w_expr = resolved[id(gamma.predictor)]
+        w_text = gamma.predictor.text()
+        if builder.categorical(w_expr) is not None:
+            raise builder.error(
+                f"'{w_text}' is categorical, and so is the level-1 predictor '{level1}' of "
+                f"{beta.label}: an interaction of two categorical predictors is not available "
+                "yet",
+                gamma.predictor,
+                expected="a numeric level-2 predictor",
+                hint=f"code '{w_text}' as 0/1 indicator columns (numeric) and use those",
+            )
+        _check_level2(builder, beta, gamma, builder.numeric(w_expr))
+    for c in categories[1:]:
+        term = f"{base}[{c}]" if gamma.predictor is None else f"{base}[{c}]:{w_text}"
+        yield FixedColumn(f"{gamma.label}[{c}]", term, beta.label, w_text, level1, c)
+
+
 def _gamma_columns(builder: _Builder, beta: Beta, gamma: Gamma, resolved, x_text: str):
     """Yield the FixedColumn of one gamma; several for a categorical W (checked level 2)."""
     level1 = beta.predictor.text() if beta.predictor is not None else "(intercept)"
@@ -591,8 +713,8 @@ def _gamma_columns(builder: _Builder, beta: Beta, gamma: Gamma, resolved, x_text
                 hint="a predictor that does not vary cannot be estimated; remove it",
             )
         _check_level2(builder, beta, gamma, pd.factorize(categories)[0].astype(float))
-        base = w_text[2:-1] if w_text.startswith("C(") else w_text
-        for level in levels[1:]:
+        base = _categorical_base(w_text)
+        for level in map(level_text, levels[1:]):
             term_w = f"{base}[{level}]"
             term = term_w if x_text == INTERCEPT else f"{x_text}:{term_w}"
             yield FixedColumn(f"{gamma.label}[{level}]", term, beta.label, term_w, level1)
