@@ -61,6 +61,7 @@ from mlmwrap.analysis.shared.per_cluster import (
     level2_fixed_parts,
 )
 from mlmwrap.model.empirical_bayes import empirical_bayes as _empirical_bayes
+from mlmwrap.model.new_design import level1_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
@@ -84,11 +85,13 @@ def empirical_bayes(res: MLMResults) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cluster_betas(res: MLMResults, u: np.ndarray | None = None) -> np.ndarray:
-    """Each cluster's coefficients ``beta_Kj`` (fixed part at its W's plus ``u_Kj``), (J, P)."""
+    """Each cluster's coefficients ``beta_Kj`` (fixed part at its W's plus ``u_Kj``), (J, P),
+    one per level-1 column (:func:`mlmwrap.model.new_design.level1_columns`: a categorical
+    level-1 predictor has one per non-reference category)."""
     if u is None:
         u, _ = empirical_bayes(res)
     betas = level2_fixed_parts(res)
-    random_positions = [k for k, b in enumerate(res.spec.betas) if b.random]
+    random_positions = [k for k, c in enumerate(level1_columns(res)) if c.random]
     betas[:, random_positions] += u
     return betas
 
@@ -127,7 +130,8 @@ def cluster_coefficients(res: MLMResults) -> pd.DataFrame:
         - ``n``: the cluster's rows in the estimation sample;
         - ``uK``, ``uK_sd`` for each random effect: the EB estimate and its posterior SD
           given the gammas (lme4's ``ranef(condVar = TRUE)``);
-        - ``bK`` for each beta: the cluster's coefficient
+        - ``bK`` for each beta (``bK[Black]`` for each non-reference category of a
+          categorical level-1 predictor): the cluster's coefficient
           ``gamma_K0 + sum_M gamma_KM W_Mj + u_Kj`` (HLM's EB coefficient; for a beta
           without a random effect, the fixed part at the cluster's level-2 values);
         - ``bK_ols`` for each beta: the within-cluster OLS estimate, NaN where the
@@ -160,13 +164,13 @@ def cluster_coefficients(res: MLMResults) -> pd.DataFrame:
     for k, label in enumerate(d.random_labels):
         columns[label] = u[:, k]
         columns[f"{label}_sd"] = sd[:, k]
-    for k, beta in enumerate(res.spec.betas):
-        columns[beta.label] = betas[:, k]
-    for k, beta in enumerate(res.spec.betas):
-        columns[f"{beta.label}_ols"] = ols.coef[:, k]
-    random_betas = [b for b in res.spec.betas if b.random]
-    for k, beta in enumerate(random_betas):
-        columns[f"{beta.label}_reliability"] = lam[:, k]
+    for k, label in enumerate(ols.labels):
+        columns[label] = betas[:, k]
+    for k, label in enumerate(ols.labels):
+        columns[f"{label}_ols"] = ols.coef[:, k]
+    random_labels = [label for label, r in zip(ols.labels, ols.random, strict=True) if r]
+    for k, label in enumerate(random_labels):
+        columns[f"{label}_reliability"] = lam[:, k]
     columns["ols_estimable"] = ols.estimable
     return pd.DataFrame(columns, index=pd.Index(d.cluster_labels, name=d.cluster))
 

@@ -38,6 +38,7 @@ from scipy import stats as sstats
 
 from mlmwrap.analysis.shared.per_cluster import cluster_ols, cluster_reliability, level2_fixed_parts
 from mlmwrap.model.design import INTERCEPT
+from mlmwrap.model.new_design import level1_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
@@ -87,25 +88,25 @@ def variance_tests(res: MLMResults) -> pd.DataFrame:
     u0  604.996  157  0.000        0.733
     u1  162.228  157  0.371        0.051
     """
-    spec = res.spec
     ols = cluster_ols(res)
     used = ols.estimable
     j_used = int(used.sum())
     fixed_part = level2_fixed_parts(res)
     lam = cluster_reliability(res, ols)
     rows = []
-    random_betas = [(k, b) for k, b in enumerate(spec.betas) if b.random]
-    n_columns = _gamma_columns_per_beta(res)
-    for r, (k, beta) in enumerate(random_betas):
+    columns = level1_columns(res)  # a categorical predictor: one per category
+    random_columns = [(k, c) for k, c in enumerate(columns) if c.random]
+    for r, (k, col) in enumerate(random_columns):
         label = res.design.random_labels[r]
+        n_gammas = len(col.gammas)
         v = res.sigma2 * ols.inv_diag[used, k]
         chi2 = float(np.sum((ols.coef[used, k] - fixed_part[used, k]) ** 2 / v))
-        df = j_used - n_columns[k]
+        df = j_used - n_gammas
         if df < 1:
             warnings.warn(
                 f"the chi-square test of {label} is not defined: {j_used} clusters have an "
-                f"estimable OLS regression, not more than the {n_columns[k]} gammas of "
-                f"{beta.label}",
+                f"estimable OLS regression, not more than the {n_gammas} gammas of "
+                f"{col.label}",
                 UserWarning,
                 stacklevel=2,
             )
@@ -115,7 +116,7 @@ def variance_tests(res: MLMResults) -> pd.DataFrame:
         term = res.design.random_terms[r]
         rows.append(
             {
-                "beta": beta.label,
+                "beta": col.label,
                 "term": "(intercept)" if term == INTERCEPT else term,
                 "variance": float(res.tau.iloc[r, r]),
                 "chi2": chi2,
@@ -129,12 +130,3 @@ def variance_tests(res: MLMResults) -> pd.DataFrame:
     if frame["df"].notna().all():
         frame["df"] = frame["df"].astype(int)
     return frame
-
-
-def _gamma_columns_per_beta(res: MLMResults) -> list[int]:
-    """Number of fixed-effect columns (gammas, categories expanded) of each beta."""
-    labels = [b.label for b in res.spec.betas]
-    counts = dict.fromkeys(labels, 0)
-    for col in res.design.fixed_columns:
-        counts[col.beta] += 1
-    return [counts[b] for b in labels]

@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -570,8 +571,14 @@ def _design_matrices(
     extra = [formulas.term_of_random[random_effect_base(u)] for u in random_labels]
     rhs = " + ".join(fixed_terms + [t for t in extra if t not in fixed_terms and t != "0"])
     # Plain arrays: patsy's per-column work on pandas objects costs more than the design.
+    # A numeric column inside C() stays a Series, so that patsy names its categories as
+    # statsmodels' formula on the model frame does ('C(sector)[T.1]', not 'T.np.int64(1)').
+    coded = set(re.findall(r"C\(([A-Za-z_][A-Za-z0-9_]*|Q\('[^']*'\))\)", rhs))
+    coded = {c[3:-2] if c.startswith("Q(") else c for c in coded}
     data = {
-        name: col.array if isinstance(col.dtype, pd.CategoricalDtype) else col.to_numpy()
+        name: col
+        if name in coded
+        else (col.array if isinstance(col.dtype, pd.CategoricalDtype) else col.to_numpy())
         for name, col in frame.items()
     }
     if rhs == "1":  # the empty model: patsy cannot count rows from a dict without a column
@@ -615,8 +622,7 @@ def _design_matrices(
         if cols is None:  # pragma: no cover - the terms were checked above
             raise DataError(
                 f"patsy coded the random term of {u} in an unexpected way",
-                hint="please report this with the equations; the reduced form is "
-                + formulas.fixed,
+                hint="please report this with the equations; the reduced form is " + formulas.fixed,
             )
         random.extend(cols)
     X = np.ascontiguousarray(matrix[:, order]) if order else np.empty((len(frame), 0))

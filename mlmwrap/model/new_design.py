@@ -18,13 +18,26 @@ import pandas as pd
 from mlmwrap.errors import DataError, MLMError
 from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Var
 from mlmwrap.model.centering import cluster_means, grand_mean_centered
-from mlmwrap.model.design import TRANSFORMS, category_levels, evaluate_on_sample, is_numeric_column
+from mlmwrap.model.design import (
+    TRANSFORMS,
+    category_levels,
+    evaluate_on_sample,
+    is_numeric_column,
+    level_text,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
     from mlmwrap.language.spec import Beta, Gamma
 
-__all__ = ["NewDesign", "new_design", "GammaColumn", "fit_level_columns"]
+__all__ = [
+    "NewDesign",
+    "new_design",
+    "GammaColumn",
+    "Level1Column",
+    "level1_columns",
+    "fit_level_columns",
+]
 
 
 def _unary(func: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -174,14 +187,91 @@ class GammaColumn:
     w: np.ndarray  # W_M (1 for the constant gK0; an indicator for a category)
 
 
-def _terms(
-    spec, source: _FitSource | _NewSource
-) -> Iterator[tuple[int, Beta, np.ndarray, list[GammaColumn]]]:
-    """For each beta: (position, beta, X_K, its gamma columns), in the design's order."""
+@dataclass(frozen=True)
+class Level1Column:
+    """One level-1 column ``X_K`` and its gamma columns.
+
+    A numeric level-1 predictor is one column; a categorical one (``b1*C(ethnicity)``) is
+    one indicator column per non-reference category, each with its own gammas
+    (``g10[Black]``, ``g11[Black]``) and, for a random beta, its own random effect
+    (``u1[Black]``).
+
+    Attributes
+    ----------
+    position : int
+        Position of the beta in ``spec.betas``.
+    beta : Beta
+        The beta.
+    label : str
+        ``'b1'``, or ``'b1[Black]'`` for a category's indicator.
+    category : str or None
+        The category (as in the labels), None for a numeric predictor.
+    x : ndarray
+        ``X_K`` on the rows (an indicator for a category; NaN where undefined).
+    gammas : list of GammaColumn
+        Its gammas with their ``W_M``.
+    """
+
+    position: int
+    beta: Beta
+    label: str
+    category: str | None
+    x: np.ndarray
+    gammas: list[GammaColumn]
+
+    @property
+    def random(self) -> bool:
+        """Whether the column carries a random effect."""
+        return self.beta.random
+
+
+def _terms(spec, source: _FitSource | _NewSource) -> Iterator[Level1Column]:
+    """Every level-1 column with its gamma columns, beta by beta (a categorical beta's
+    categories in the design's order)."""
     for k, beta in enumerate(spec.betas):
         n = len(source.frame)
-        x = source.numeric(beta.predictor) if beta.predictor is not None else np.ones(n)
-        yield k, beta, x, list(_gamma_columns(source, k, beta, n))
+        gammas = list(_gamma_columns(source, k, beta, n))
+        categories = _level1_indicators(source, beta) if beta.predictor is not None else None
+        if categories is None:
+            x = source.numeric(beta.predictor) if beta.predictor is not None else np.ones(n)
+            yield Level1Column(k, beta, beta.label, None, x, gammas)
+            continue
+        for text, indicator in categories:
+            own = [
+                GammaColumn(f"{g.label}[{text}]", k, g.w)
+                for g in gammas  # the gamma columns of W, labelled by the category
+            ]
+            yield Level1Column(k, beta, f"{beta.label}[{text}]", text, indicator, own)
+
+
+def _level1_indicators(source, beta: Beta) -> list[tuple[str, np.ndarray]] | None:
+    """(category text, indicator) of each non-reference category of a categorical level-1
+    predictor, with the fit's categories; None for a numeric predictor."""
+    assert beta.predictor is not None
+    fit_series = source.fit.categorical(beta.predictor)
+    if fit_series is None:
+        return None
+    levels = category_levels(fit_series)
+    values = source.categorical(beta.predictor)
+    unknown = values.notna().to_numpy() & ~values.isin(levels).to_numpy()
+    if unknown.any():
+        unseen = pd.unique(values[unknown])[:5]
+        seen = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in unseen)
+        raise DataError(
+            f"newdata has categories of '{beta.predictor.text()}' the model was not fitted "
+            f"with: {seen} ({int(unknown.sum())} rows)",
+            expected="categories of the fit: " + ", ".join(level_text(v) for v in levels),
+            hint="a category the fit never saw has no gamma; drop those rows or recode them "
+            "to a category of the fit",
+        )
+    arr = values.to_numpy()
+    missing = values.isna().to_numpy()
+    out = []
+    for level in levels[1:]:
+        indicator = (arr == level).astype(float)
+        indicator[missing] = np.nan
+        out.append((level_text(level), indicator))
+    return out
 
 
 def _gamma_columns(source, k: int, beta: Beta, n: int) -> Iterator[GammaColumn]:
@@ -207,7 +297,7 @@ def _one_gamma(source, k: int, gamma: Gamma, n: int) -> Iterator[GammaColumn]:
     for level in levels[1:]:
         indicator = (arr == level).astype(float)
         indicator[missing] = np.nan
-        yield GammaColumn(f"{gamma.label}[{level}]", k, indicator)
+        yield GammaColumn(f"{gamma.label}[{level_text(level)}]", k, indicator)
 
 
 # -- the design of new data ----------------------------------------------------------------
@@ -300,18 +390,19 @@ def new_design(res: MLMResults, newdata: pd.DataFrame, need_cluster: bool = True
         new_codes = np.full(n, -1)
     source = _NewSource(fit, frame, fit_position, new_codes)
 
-    x_cols: list[np.ndarray] = []
-    labels: list[str] = []
+    by_label: dict[str, np.ndarray] = {}
     z_cols: list[np.ndarray] = []
-    for _, beta, x, gammas in _terms(res.spec, source):
-        if beta.random:
-            z_cols.append(x)
-        for g in gammas:
-            x_cols.append(x * g.w)
-            labels.append(g.label)
+    for col in _terms(res.spec, source):
+        if col.random:
+            z_cols.append(col.x)
+        for g in col.gammas:
+            by_label[g.label] = col.x * g.w
     expected = [c.label for c in res.design.fixed_columns]
-    if labels != expected:  # pragma: no cover - the two builders must agree
-        raise MLMError(f"internal error: prediction columns {labels} differ from {expected}")
+    if sorted(by_label) != sorted(expected):  # pragma: no cover - the builders must agree
+        raise MLMError(
+            f"internal error: prediction columns {list(by_label)} differ from {expected}"
+        )
+    x_cols = [by_label[label] for label in expected]  # in the design's (gamma) order
     X = np.column_stack(x_cols) if x_cols else np.empty((n, 0))
     Z = np.column_stack(z_cols)
     return NewDesign(X, Z, fit_position, cluster_missing, newdata.index)
@@ -364,15 +455,18 @@ def _scalar(v: object) -> object:
     return str(v)
 
 
+def level1_columns(res: MLMResults) -> list[Level1Column]:
+    """On the estimation sample: every level-1 column ``X_K`` with its gamma columns,
+    computed as the fit computed them (a categorical predictor gives one column per
+    non-reference category; the random ones are in the order of ``res.design.Z``)."""
+    return list(_terms(res.spec, _FitSource(res)))
+
+
 def fit_level_columns(res: MLMResults) -> tuple[np.ndarray, list[list[GammaColumn]]]:
-    """On the estimation sample: the level-1 columns ``X_K`` (one per beta, shape (n, P))
-    and each beta's gamma columns (with their ``W_M``), computed as the fit computed them."""
-    fit = _FitSource(res)
-    xs, gammas = [], []
-    for _, _, x, cols in _terms(res.spec, fit):
-        xs.append(x)
-        gammas.append(cols)
-    return np.column_stack(xs), gammas
+    """On the estimation sample: the level-1 columns (shape (n, P), one per column of
+    :func:`level1_columns`) and each one's gamma columns (with their ``W_M``)."""
+    cols = level1_columns(res)
+    return np.column_stack([c.x for c in cols]), [c.gammas for c in cols]
 
 
 # -- predictions --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlmwrap.model.engine import cluster_cross_products
-from mlmwrap.model.new_design import fit_level_columns
+from mlmwrap.model.new_design import fit_level_columns, level1_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
@@ -36,20 +36,28 @@ class ClusterOLS:
     Attributes
     ----------
     coef : ndarray, shape (J, P)
-        One coefficient per beta (NaN where not estimable).
+        One coefficient per level-1 column (per beta; per category's indicator for a
+        categorical level-1 predictor), NaN where not estimable.
     inv_diag : ndarray, shape (J, P)
         Diagonal of ``(X_j'X_j)^-1`` (NaN where not estimable).
     estimable : ndarray of bool, shape (J,)
+    labels : list of str
+        The level-1 column of each coefficient: ``b0``, ``b1``, ``b2[Black]``.
+    random : ndarray of bool, shape (P,)
+        Whether the column carries a random effect (in the order of ``res.tau``).
     """
 
     coef: np.ndarray
     inv_diag: np.ndarray
     estimable: np.ndarray
+    labels: list[str]
+    random: np.ndarray
 
 
 def cluster_ols(res: MLMResults) -> ClusterOLS:
     """Per-cluster OLS of the outcome on the level-1 predictors (see the module notes)."""
-    X1, _ = fit_level_columns(res)
+    columns = level1_columns(res)
+    X1 = np.column_stack([c.x for c in columns])
     d = res.design
     J, P = d.n_clusters, X1.shape[1]
     cross = cluster_cross_products(np.column_stack([X1, d.y]), d.codes, J)
@@ -67,11 +75,17 @@ def cluster_ols(res: MLMResults) -> ClusterOLS:
         inv = np.linalg.inv(xtx[estimable])
         coef[estimable] = np.einsum("jab,jb->ja", inv, xty[estimable])
         inv_diag[estimable] = np.diagonal(inv, axis1=1, axis2=2)
-    return ClusterOLS(coef=coef, inv_diag=inv_diag, estimable=estimable)
+    return ClusterOLS(
+        coef=coef,
+        inv_diag=inv_diag,
+        estimable=estimable,
+        labels=[c.label for c in columns],
+        random=np.array([c.random for c in columns], dtype=bool),
+    )
 
 
 def level2_fixed_parts(res: MLMResults) -> np.ndarray:
-    """``gamma_K0 + sum_M gamma_KM W_Mj`` for each cluster and beta, shape (J, P)."""
+    """``gamma_K0 + sum_M gamma_KM W_Mj`` for each cluster and level-1 column, (J, P)."""
     _, gamma_cols = fit_level_columns(res)
     d = res.design
     estimate = dict(zip([c.label for c in d.fixed_columns], res.optimum.beta, strict=True))
@@ -85,8 +99,7 @@ def level2_fixed_parts(res: MLMResults) -> np.ndarray:
 
 def cluster_reliability(res: MLMResults, ols: ClusterOLS) -> np.ndarray:
     """``lambda_Kj`` for each cluster and random beta, shape (J, q); NaN without OLS."""
-    random_positions = [k for k, b in enumerate(res.spec.betas) if b.random]
     tau = np.diag(res.optimum.tau)
-    v = res.sigma2 * ols.inv_diag[:, random_positions]
+    v = res.sigma2 * ols.inv_diag[:, ols.random]
     with np.errstate(invalid="ignore", divide="ignore"):
         return tau / (tau + v)
