@@ -46,8 +46,13 @@ def test_cwc_of_a_level2_variable(hsb):
 
 def test_non_numeric_level1_predictor(hsb):
     data = hsb.assign(sectorc=np.where(hsb["sector"] == 1, "Catholic", "Public"))
-    err = data_error("mathach = b0 + b1*sectorc + e\nb0 = g00 + u0\nb1 = g10", data)
-    assert "'sectorc' is not numeric" in err.message and "indicator" in err.hint
+    # alone, a text column is a categorical predictor (as C(sectorc)); in a product it is not
+    bare = mlmwrap.fit("mathach = b0 + b1*sectorc + e\nb0 = g00 + u0\nb1 = g10", data, "school")
+    coded = mlmwrap.fit("mathach = b0 + b1*C(sectorc) + e\nb0 = g00 + u0\nb1 = g10", data, "school")
+    assert list(bare.gamma.index) == ["g00", "g10[Public]"]
+    assert bare.gamma["estimate"].tolist() == coded.gamma["estimate"].tolist()
+    err = data_error("mathach = b0 + b1*sectorc*ses + e\nb0 = g00 + u0\nb1 = g10", data)
+    assert "'sectorc' is not numeric" in err.message and "b1*C(sectorc)" in err.hint
 
 
 def test_transform_outside_its_domain(hsb):

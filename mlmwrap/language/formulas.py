@@ -185,6 +185,14 @@ class _Writer:
         return ":".join(p for p, _ in pairs), ":".join(r for _, r in pairs)
 
 
+def _r_dummy(term: str) -> str:
+    """``factor(x)`` alone -> ``dummy(x)``: in a formula without an intercept R would code
+    every category of the factor, ``lme4::dummy`` all but the first (treatment coding)."""
+    if term.startswith("factor(") and term.endswith(")") and ":" not in term:
+        return "dummy(" + term[len("factor(") :]
+    return term
+
+
 def _patsy_name(name: str) -> str:
     return name if _is_identifier(name) else f"Q({name!r})"
 
@@ -249,6 +257,7 @@ def reduced_formulas(
                 fixed_r.append(r_term)
     if "1" not in fixed_patsy:  # no overall intercept: say so, as both languages need
         fixed_patsy.insert(0, "0")
+        fixed_r = [_r_dummy(t) for t in fixed_r]
         fixed_r.insert(0, "0")
     else:
         k = fixed_patsy.index("1")
@@ -277,6 +286,9 @@ def reduced_formulas(
     for block in spec.tau_blocks:
         terms = [r_of[u] for u in block]
         if "1" not in terms:
+            # without an intercept R codes a factor's every category; lme4's dummy(x) keeps
+            # the indicators of all but the first, the treatment coding mlmwrap uses
+            terms = [_r_dummy(t) for t in terms]
             terms.insert(0, "0")
         else:
             terms.insert(0, terms.pop(terms.index("1")))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlmwrap.language.spec import ModelSpec, covariance_blocks
+from mlmwrap.model.design import random_effect_base
 from mlmwrap.model.engine import block_pattern, theta_indices
 
 __all__ = ["tau_pattern", "n_tau_parameters"]
@@ -29,12 +30,18 @@ __all__ = ["tau_pattern", "n_tau_parameters"]
 def tau_pattern(spec: ModelSpec, random_labels: list[str]) -> np.ndarray | None:
     """Boolean ``(q, q)`` mask of the free entries of ``L`` (``None``: tau unstructured).
 
-    ``random_labels`` are the design's random effects in column order; covariances of
-    effects not among them are ignored.
+    ``random_labels`` are the design's random effects in column order (``u1[Black]`` for a
+    category of a categorical level-1 predictor counts as ``u1``); covariances of effects
+    not among them are ignored.
     """
-    blocks = covariance_blocks(list(random_labels), spec.zero_covariances)
-    index = {label: i for i, label in enumerate(random_labels)}
-    return block_pattern([[index[label] for label in b] for b in blocks], len(random_labels))
+    # A categorical level-1 predictor's random effects (u1[Black], u1[White]) are one uK
+    # of the equations: a cov(u0, u1) = 0 line applies to each of them, and their own
+    # covariances are free.
+    positions: dict[str, list[int]] = {}
+    for i, label in enumerate(random_labels):
+        positions.setdefault(random_effect_base(label), []).append(i)
+    blocks = covariance_blocks(list(positions), spec.zero_covariances)
+    return block_pattern([[i for u in b for i in positions[u]] for b in blocks], len(random_labels))
 
 
 def n_tau_parameters(spec: ModelSpec, random_labels: list[str]) -> int:

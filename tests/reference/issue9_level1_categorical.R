@@ -1,6 +1,6 @@
 # Reference numbers for issue 9 item 7: categorical predictors at level 1 (b1*C(x)), fixed and
 # random, with cross-level interactions, two and three levels; from R lme4 + lmerTest (Satterthwaite
-# df), pbkrtest (Kenward-Roger) and clubSandwich (CR2).
+# df), pbkrtest (Kenward-Roger), clubSandwich (CR2) and performance (Nakagawa R2).
 # Run from this folder: Rscript issue9_level1_categorical.R   (about 60 s)
 # Writes issue9_level1_categorical.json here and ../data/exam.csv.gz (mlmRev's Exam). Reads
 # ../data/hsb_level1_cat.csv.gz and ../data/chem97.csv.gz (written by issue9_three_level.R).
@@ -15,7 +15,7 @@
 # Derived columns (rebuilt in Python by the equations): cm_ses = cmean(ses) = mean of ses over
 # the rows of the school; cwc_ses = ses - cm_ses; gcsecnt_cwc = gcsecnt minus its school mean.
 suppressMessages({library(lme4); library(lmerTest); library(pbkrtest); library(clubSandwich)
-  library(mlmRev); library(jsonlite)})
+  library(performance); library(mlmRev); library(jsonlite)})
 
 data_dir <- file.path("..", "data")
 cwc <- function(x, g) x - ave(x, g)
@@ -56,7 +56,7 @@ cases <- list(
   hsb_cat_cross = list(d = "hsb", reml = TRUE,
     f = mathach ~ ses_group * cm_ses + (1 | school),
     eq = "mathach = b0 + b1*C(ses_group) + e | b0 = g00 + g01*cmean(ses) + u0 | b1 = g10 + g11*cmean(ses)"),
-  hsb_min_random = list(d = "hsb", reml = TRUE, kr = TRUE, cr2 = TRUE,
+  hsb_min_random = list(d = "hsb", reml = TRUE, kr = TRUE, cr2 = TRUE, extras = TRUE,
     f = mathach ~ minority * cm_ses + cwc_ses + (1 + minority | school),
     eq = "mathach = b0 + b1*C(minority) + b2*cwc(ses) + e | b0 = g00 + g01*cmean(ses) + u0 | b1 = g10 + g11*cmean(ses) + u1 | b2 = g20"),
   hsb_min_random_ml = list(d = "hsb", reml = FALSE,
@@ -65,6 +65,9 @@ cases <- list(
   hsb_min_fixed_ml = list(d = "hsb", reml = FALSE,
     f = mathach ~ minority * cm_ses + cwc_ses + (1 | school),
     eq = "as hsb_min_random without u1, reml=False"),
+  hsb_cat_diag = list(d = "hsb", reml = TRUE,
+    f = mathach ~ ses_group + (1 | school) + (0 + dummy(ses_group) | school),
+    eq = "mathach = b0 + b1*C(ses_group) + e | b0 = g00 + u0 | b1 = g10 + u1 | cov(u0, u1) = 0"),
   exam_intake = list(d = "exam", reml = TRUE, kr = TRUE,
     f = normexam ~ intake * schavg + standLRT + (1 + standLRT | school),
     eq = "normexam = b0 + b1*C(intake) + b2*standLRT + e | b0 = g00 + g01*schavg + u0 | b1 = g10 + g11*schavg | b2 = g20 + u2"),
@@ -87,6 +90,7 @@ out <- list(meta = list(R = R.version.string, lme4 = as.character(packageVersion
                         lmerTest = as.character(packageVersion("lmerTest")),
                         pbkrtest = as.character(packageVersion("pbkrtest")),
                         clubSandwich = as.character(packageVersion("clubSandwich")),
+                        performance = as.character(packageVersion("performance")),
                         Matrix = as.character(packageVersion("Matrix"))),
             data_checks = checks, models = list())
 
@@ -135,6 +139,30 @@ for (key in names(cases)) {
     cr <- coef_test(m4, vcov = "CR2", test = "Satterthwaite")
     rec$cr2 <- list(se = as.list(setNames(cr$SE, names(fixef(m4)))),
                     df = as.list(setNames(cr$df_Satt, names(fixef(m4)))))
+  }
+  if (isTRUE(cc$extras)) {
+    # empirical Bayes effects, coef(), predictions (in-sample and on new rows) and R2
+    m4 <- suppressMessages(lme4::lmer(cc$f, d, REML = cc$reml))
+    re <- ranef(m4, condVar = TRUE)$school
+    pv <- attr(re, "postVar")
+    first <- 1:5
+    rec$ranef <- list(school = rownames(re)[first],
+                      effects = lapply(colnames(re), function(n) re[first, n]),
+                      names = I(colnames(re)),
+                      postvar_first_school = pv[, , 1])
+    cf <- coef(m4)$school
+    rec$coef <- list(school = rownames(cf)[first], names = I(colnames(cf)),
+                     values = lapply(colnames(cf), function(n) cf[first, n]))
+    rec$fitted_first <- unname(fitted(m4)[1:5])
+    rows <- c(1, 2, which(d$minority == "1")[1:3])
+    nd <- d[rows, c("school", "minority", "ses", "cm_ses", "cwc_ses")]
+    rec$newdata <- list(row = rows, school = as.integer(as.character(nd$school)),
+                        minority = as.integer(as.character(nd$minority)), ses = nd$ses)
+    rec$predict_newdata <- unname(predict(m4, newdata = nd))
+    rec$predict_newdata_fixed <- unname(predict(m4, newdata = nd, re.form = NA))
+    r2 <- performance::r2_nakagawa(m4)
+    rec$r2_nakagawa <- list(marginal = unname(r2$R2_marginal),
+                            conditional = unname(r2$R2_conditional))
   }
   out$models[[key]] <- rec
   cat(sprintf("%-20s dev %.6f (bobyqa %+.1e) singular %s  %.1fs %s\n", key, dev, dev_alt - dev,
