@@ -283,10 +283,11 @@ def to_frame(res: MLMResults | TableData, gamma: pd.DataFrame | None = None) -> 
         rows.append({"part": "random", "term": term, "estimate": float(value), "effect": effect})
 
     fixed = {frozenset(pair) for pair in d.zero_covariances}
+    bases = [lab.split("[", 1)[0] for lab in labels]  # u1[Black] is one of u1's effects
     for i in range(len(labels)):
         for j in range(i + 1):
             effect = d.random_terms[i] if i == j else f"{d.random_terms[i]}, {d.random_terms[j]}"
-            if frozenset((labels[i], labels[j])) in fixed:
+            if frozenset((bases[i], bases[j])) in fixed:
                 effect += " (fixed at 0)"
             random_row(f"tau{_pair(idx[i], idx[j])}", tau[i, j], effect)
     random_row("sigma2", d.sigma2, "(level-1 residual)")

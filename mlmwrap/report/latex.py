@@ -49,6 +49,7 @@ from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Var
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
+    from mlmwrap.language.spec import Beta
 
 __all__ = [
     "equations",
@@ -267,17 +268,44 @@ def _index(label: str) -> str:
     return label[1:]
 
 
+def _split(label: str) -> tuple[str, str]:
+    """``'u1[Black]' -> ('u1', '[\\text{Black}]')`` for a category, else ``(label, '')``."""
+    if label.endswith("]") and "[" in label:
+        base, level = label[:-1].split("[", 1)
+        return base, f"[{text_in_math(level)}]"
+    return label, ""
+
+
 def _beta_latex(label: str) -> str:
-    return f"\\beta_{{{_sub(_index(label), 'j')}}}"
+    base, level = _split(label)
+    return f"\\beta_{{{_sub(_index(base), 'j')}}}{level}"
 
 
 def _u_latex(label: str) -> str:
-    return f"u_{{{_sub(_index(label), 'j')}}}"
+    base, level = _split(label)
+    return f"u_{{{_sub(_index(base), 'j')}}}{level}"
 
 
 def _tau_latex(a: str, b: str, hat: bool = False) -> str:
     symbol = "\\hat{\\tau}" if hat else "\\tau"
+    (a, la), (b, lb) = _split(a), _split(b)
+    if la or lb:
+        return f"{symbol}_{{{_index(a)}{la},{_index(b)}{lb}}}"
     return f"{symbol}_{{{_sub(_index(a), _index(b))}}}"
+
+
+def level1_categories(res: MLMResults, beta: Beta) -> list[str]:
+    """The categories with a coefficient of a categorical level-1 predictor (its
+    non-reference categories, as in ``g10[Black]``), or ``[]`` for a numeric one."""
+    design = res.design
+    found = [
+        c.category
+        for c in design.fixed_columns
+        if c.beta == beta.label and getattr(c, "category", None) is not None
+    ]
+    u = str(beta.u_label)
+    found += [lab[len(u) + 1 : -1] for lab in design.random_labels if lab.startswith(u + "[")]
+    return list(dict.fromkeys(found))
 
 
 def _gamma_rows(res: MLMResults, label: str) -> list[tuple[str, str | None]]:
@@ -311,22 +339,38 @@ def _build(res: MLMResults) -> tuple[_Equation, list[_Equation], _Equation]:
     resid_term = _Term(None, resid, f"{resid}_{{ij}}")
     y_text, y_tex = spec.outcome.text(), expr_latex(spec.outcome, "ij", columns)
 
-    l1_terms = []
+    # A categorical level-1 predictor is one indicator per non-reference category, each
+    # with its own beta, level-2 equation and random effect: b1[Black]*ethnicity[Black].
+    parts = []  # (beta, category or None, x_text, x_tex)
     for b in spec.betas:
         x_text = b.predictor.text() if b.predictor is not None else ""
         x_tex = expr_latex(b.predictor, "ij", columns) if b.predictor is not None else ""
-        text = f"{b.label}*{x_text}" if x_text else b.label
-        tex = _beta_latex(b.label) + (f"\\,{x_tex}" if x_tex else "")
+        categories = level1_categories(res, b) if b.predictor is not None else []
+        if not categories:
+            parts.append((b, None, x_text, x_tex))
+            continue
+        assert b.predictor is not None
+        inner = b.predictor.args[0] if isinstance(b.predictor, Call) else b.predictor
+        for c in categories:
+            parts.append((b, c, f"{inner.text()}[{c}]", f"{x_tex}[{text_in_math(c)}]"))
+
+    def own(label: str, category: str | None) -> str:
+        return label if category is None else f"{label}[{category}]"
+
+    l1_terms = []
+    for b, c, x_text, x_tex in parts:
+        label = own(b.label, c)
+        text = f"{label}*{x_text}" if x_text else label
+        tex = _beta_latex(label) + (f"\\,{x_tex}" if x_tex else "")
         l1_terms.append(_Term(None, text, tex))
     level1 = _Equation(y_text, y_tex, (*l1_terms, resid_term))
 
     level2, fixed, random = [], [], []
-    for b in spec.betas:
-        x_text = b.predictor.text() if b.predictor is not None else ""
-        x_tex = expr_latex(b.predictor, "ij", columns) if b.predictor is not None else ""
+    for b, c, x_text, x_tex in parts:
         terms = []
         for g in b.gammas:
-            for row, level in _gamma_rows(res, g.label):
+            rows = [(own(g.label, c), None)] if c is not None else _gamma_rows(res, g.label)
+            for row, level in rows:
                 value = float(res.gamma.at[row, "estimate"])
                 w_text, w_tex = _w_parts(g.predictor, level, columns)
                 terms.append(_Term(value, w_text, w_tex))
@@ -334,7 +378,7 @@ def _build(res: MLMResults) -> tuple[_Equation, list[_Equation], _Equation]:
                 tex = r"\,".join(t for t in (x_tex, w_tex) if t)
                 fixed.append(_Term(value, text, tex))
         if b.random:
-            u = str(b.u_label)
+            u = own(str(b.u_label), c)
             terms.append(_Term(None, u, _u_latex(u)))
             random.append(
                 _Term(
@@ -343,7 +387,8 @@ def _build(res: MLMResults) -> tuple[_Equation, list[_Equation], _Equation]:
                     _u_latex(u) + (f"\\,{x_tex}" if x_tex else ""),
                 )
             )
-        level2.append(_Equation(b.label, _beta_latex(b.label), tuple(terms)))
+        label = own(b.label, c)
+        level2.append(_Equation(label, _beta_latex(label), tuple(terms)))
     reduced = _Equation(y_text, y_tex, (*fixed, *random, resid_term))
     return level1, level2, reduced
 

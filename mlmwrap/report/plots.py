@@ -47,7 +47,8 @@ from mlmwrap.analysis.predict import predict
 from mlmwrap.analysis.shared.per_cluster import level2_fixed_parts
 from mlmwrap.errors import MLMError
 from mlmwrap.model.centering import cluster_means
-from mlmwrap.model.new_design import fit_level_columns
+from mlmwrap.model.design import random_effect_base
+from mlmwrap.model.new_design import level1_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -120,10 +121,13 @@ def _term(term: str) -> str:
 
 def _what(res: MLMResults, k: int) -> str:
     """'the intercept $\\beta_{0j}$' or 'the slope $\\beta_{1j}$ of cwc(ses)' for effect k."""
-    beta = [b for b in res.spec.betas if b.random][k]
+    label = res.design.random_labels[k]
+    base = random_effect_base(label)
+    beta = next(b for b in res.spec.betas if b.random and b.u_label == base)
     if beta.predictor is None:
         return f"the intercept {_beta(beta.label)}"
-    return f"the slope {_beta(beta.label)} of {beta.predictor.text()}"
+    category = label[len(base) :]  # '[Black]' for a category's indicator, else ''
+    return f"the slope {_beta(beta.label + category)} of {beta.predictor.text()}{category}"
 
 
 def _noun(res: MLMResults) -> str:
@@ -198,11 +202,26 @@ def _slope_position(res: MLMResults, predictor: str | None) -> int:
             "the model has no level-1 predictor, so there are no lines to draw",
             hint="add one to the level-1 equation, e.g. y = b0 + b1*cwc(x) + e",
         )
+    categorical = {c.position for c in level1_columns(res) if c.category is not None}
     if predictor is None:
-        random = [k for k in slopes if betas[k].random]
-        return (random or slopes)[0]
+        numeric = [k for k in slopes if k not in categorical]
+        random = [k for k in numeric if betas[k].random]
+        if not numeric:
+            raise MLMError(
+                "fitted lines are not available for level-1 categorical predictors yet: "
+                "the model has no numeric level-1 predictor to draw them against",
+                hint="res.plot.caterpillar() shows each category's random effects",
+            )
+        return (random or numeric)[0]
     for k in slopes:
         if predictor in (betas[k].predictor.text(), betas[k].label):
+            if k in categorical:
+                raise MLMError(
+                    f"fitted lines are not available for level-1 categorical predictors "
+                    f"yet ('{betas[k].predictor.text()}' has a slope per category, not a line)",
+                    hint="res.plot.caterpillar() shows each category's random effects; "
+                    "res.cluster_coefficients() has each cluster's coefficient per category",
+                )
             return k
     names = ", ".join(betas[k].predictor.text() for k in slopes)
     raise MLMError(
@@ -244,8 +263,9 @@ def spaghetti(
     k = _slope_position(res, predictor)
     betas = res.spec.betas
     x_text = betas[k].predictor.text()
-    X1, _ = fit_level_columns(res)
-    x = X1[:, k]
+    columns = level1_columns(res)
+    c = next(i for i, col in enumerate(columns) if col.position == k)  # k is numeric
+    x = columns[c].x
     codes = res.design.codes
     J = res.design.n_clusters
     lo = np.full(J, np.inf)
@@ -257,13 +277,13 @@ def spaghetti(
     colors, legend = _cluster_colors(res, color_by)
     for j in range(J):
         xs = np.array([lo[j], hi[j]])
-        a.plot(xs, coef[j, 0] + coef[j, k] * xs, color=colors[j], lw=0.7, alpha=0.55)
+        a.plot(xs, coef[j, 0] + coef[j, c] * xs, color=colors[j], lw=0.7, alpha=0.55)
     average = level2_fixed_parts(res).mean(axis=0)
     xs = np.array([x.min(), x.max()])
     a.plot(
         xs,
-        average[0] + average[k] * xs,
-        label=f"average {_noun(res)}: {average[0]:.2f} + {average[k]:.2f} {x_text}",
+        average[0] + average[c] * xs,
+        label=f"average {_noun(res)}: {average[0]:.2f} + {average[c]:.2f} {x_text}",
         **_AVERAGE,
     )
     for name, color in legend.items():

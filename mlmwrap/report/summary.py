@@ -218,22 +218,25 @@ def summary_text(res: MLMResults, *, p_format: str = "apa", robust: bool = False
     corr = res.tau_corr
     labels = list(corr.index)
     term_w = max([len(plain(t)) for t in vc["term"]] + [4])
-    lead = f"  {'':<6} {'term':<{term_w}} {'variance':>10} {'SD':>8}"
+    lab_w = max([len(str(lab)) for lab in vc.index] + [6])  # u1[Black] for a category
+    cor_w = max([len(lab) for lab in labels[:-1]] + [7])
+    lead = f"  {'':<{lab_w}} {'term':<{term_w}} {'variance':>10} {'SD':>8}"
     corr_labels = labels[:-1]  # lower triangle: u1 with u0, u2 with u0 and u1, ...
     title = "Variance components (tau, sigma2)"
     if corr_labels:
         title = f"{title:<{len(lead) + 3}}correlations"
     out.append(title)
-    out.append(lead + ("   " + " ".join(f"{lab:>7}" for lab in corr_labels)).rstrip())
+    out.append(lead + ("   " + " ".join(f"{lab:>{cor_w}}" for lab in corr_labels)).rstrip())
     for i, (label, row) in enumerate(vc.iterrows()):
         line = (
-            f"  {label:<6} {plain(row['term']):<{term_w}} {_num(row['variance'], 10)} "
+            f"  {label:<{lab_w}} {plain(row['term']):<{term_w}} {_num(row['variance'], 10)} "
             f"{_num(row['sd'], 8)}"
         )
         if 0 < i < len(labels):
             fixed = res.tau_fixed.to_numpy()
             line += "   " + " ".join(
-                f"{'0':>7}" if fixed[i, j] else _num(corr.iloc[i, j], 7) for j in range(i)
+                f"{'0':>{cor_w}}" if fixed[i, j] else _num(corr.iloc[i, j], cor_w)
+                for j in range(i)
             )
         out.append(line)
     if res.tau_fixed.to_numpy().any():
@@ -273,16 +276,17 @@ def _variance_test_lines(res: MLMResults, p_format: str = "apa") -> list[str]:
     if vt is None:
         return []
     p_w = max([len(format_p(p, p_format)) for p in vt["p"]] + [6])
+    lab_w = max([len(str(lab)) for lab in vt.index] + [6])
     lines = [
         "",
         _variance_test_title(res, vt),
-        f"  {'':<6} {'chi2':>10} {'df':>5} {'p':>{p_w}}   reliability",
+        f"  {'':<{lab_w}} {'chi2':>10} {'df':>5} {'p':>{p_w}}   reliability",
     ]
     for label, row in vt.iterrows():
         df = f"{int(row['df']):>5}" if np.isfinite(row["df"]) else f"{'NA':>5}"
         p = format_p(row["p"], p_format)
         lines.append(
-            f"  {label:<6} {_num(row['chi2'], 10, 2)} {df} {p:>{p_w}}   "
+            f"  {label:<{lab_w}} {_num(row['chi2'], 10, 2)} {df} {p:>{p_w}}   "
             f"{_num(row['reliability'], 11)}"
         )
     return lines

@@ -133,6 +133,19 @@ def _greek(label: str) -> str:
     return {"b": "β", "g": "γ"}.get(base[0], base[0]) + base[1:]
 
 
+def level1_category(row: pd.Series) -> str | None:
+    """The category of a gamma row of a categorical level-1 predictor (``g10[Black]``:
+    term ``ethnicity[Black]``, level-1 predictor ``C(ethnicity)``), else None (a numeric
+    predictor, or a level-2 category, which its predictor cell shows)."""
+    level1 = str(row["level1"])
+    base = level1[2:-1] if level1.startswith("C(") and level1.endswith(")") else level1
+    term = str(row["term"])
+    if not term.startswith(base + "["):
+        return None
+    end = term.find("]", len(base) + 1)
+    return term[len(base) + 1 : end] if end > 0 else None
+
+
 def _latex_symbol(label: str) -> str:
     base = label.split("[")[0]
     digits = base[1:].replace("_", ",")
@@ -211,9 +224,15 @@ def _fixed(d: TableData, digits: int) -> _Table:
             if np.isfinite(row["ci_lower"])
             else "NA"
         )
+        cat = level1_category(row)  # g10[Black]: the category goes with the coefficient
+        tail = "" if cat is None else f"[{cat}]"
         cells = [
             _Cell(pred, latex=f"\\quad {latex_escape(pred)}"),
-            _Cell(_greek(str(label)), latex=_latex_symbol(str(label)), html=_html_symbol(label)),
+            _Cell(
+                _greek(str(label)) + tail,
+                latex=_latex_symbol(str(label)) + latex_escape(tail),
+                html=_html_symbol(label) + html.escape(tail),
+            ),
             _number_cell(_num(row["estimate"], digits)),
             _number_cell(_num(row["se"], digits)),
             _number_cell(ci),
@@ -262,6 +281,12 @@ def _random_name(term: str) -> str:
     return "Intercept" if term == "(intercept)" else f"Slope of {term}"
 
 
+def _u_tex(label: str) -> str:
+    """``'u1' -> '$u_{1}$'``, ``'u1[Black]' -> '$u_{1}$[Black]'``."""
+    base, _, level = label.partition("[")
+    return f"${base[0]}_{{{base[1:]}}}$" + (latex_escape(f"[{level}") if level else "")
+
+
 def _variance(d: TableData, digits: int) -> _Table:
     labels = list(d.tau.index)
     tau = snap_boundary(d.tau.to_numpy(), d.sigma2)
@@ -269,14 +294,12 @@ def _variance(d: TableData, digits: int) -> _Table:
     idx = [lab[1:] for lab in labels]
     others = labels[:-1]
     headers = [_Cell("Random effect"), _Cell("Parameter"), _Cell("Variance"), _italic("SD")]
-    headers += [
-        _Cell(f"Corr. with {o}", latex=f"Corr.\\ with ${o[0]}_{{{o[1:]}}}$") for o in others
-    ]
+    headers += [_Cell(f"Corr. with {o}", latex=f"Corr.\\ with {_u_tex(o)}") for o in others]
     aligns = "llrr" + "r" * len(others)
     rows: list[list[_Cell] | _Cell] = []
     for i, lab in enumerate(labels):
         name = f"{_random_name(d.random_terms[i])}, {lab}"
-        u_tex = f"${lab[0]}_{{{lab[1:]}}}$"
+        u_tex = _u_tex(lab)
         pair = _pair(idx[i], idx[i])
         cells = [
             _Cell(name, latex=f"{latex_escape(name.rsplit(', ', 1)[0])}, {u_tex}"),
