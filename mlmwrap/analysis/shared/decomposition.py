@@ -91,8 +91,13 @@ def find_pairs(res: MLMResults) -> list[WithinBetweenPair]:
     columns = res.design.columns
     labels = set(res.gamma.index)
     within: dict[str, tuple[str | None, str, str, list[str]]] = {}
+    categorical: set[str] = set()  # C(x) at level 1: no within part of x to speak of
     for beta in spec.betas[1:]:
         if beta.predictor is None:
+            continue
+        if _is_level1_category(res, beta.label):
+            inner = beta.predictor.args[0] if isinstance(beta.predictor, Call) else beta.predictor
+            categorical.add(column_key(inner, columns))
             continue
         found = classify(beta.predictor)
         if found is None or found[0] == "cmean":
@@ -133,15 +138,23 @@ def find_pairs(res: MLMResults) -> list[WithinBetweenPair]:
     pairs = []
     for key in dict.fromkeys([*within, *between]):
         w = within.get(key)
-        b = between.get(key)
+        # with C(x) at level 1, cmean(x)'s gamma is no between effect (nor, beyond two
+        # categories, a contextual one): no number is better than a wrong one
+        b = None if key in categorical else between.get(key)
         if w is not None and w[2] == "raw" and b is None:
             continue  # x alone: nothing to separate
         notes = list(w[3]) if w else []
-        if w is None:
+        if w is None and key in categorical:
+            notes.append(
+                f"within, between and contextual effects are not available for the level-1 "
+                f"categorical predictor C({key}): its slopes are differences between "
+                "categories, not a within-cluster slope of a number"
+            )
+        elif w is None:
             notes.append(
                 f"the within effect is not in the model: add cwc({key}) to the level-1 equation"
             )
-        if b is None:
+        if b is None and key not in categorical:
             notes.append(
                 f"the between effect is not in the model: add cmean({key}) to the equation for "
                 f"{spec.betas[0].label}"
@@ -163,6 +176,15 @@ def find_pairs(res: MLMResults) -> list[WithinBetweenPair]:
             )
         )
     return pairs
+
+
+def _is_level1_category(res: MLMResults, beta: str) -> bool:
+    """Whether beta ``beta`` has a categorical level-1 predictor (one column a category)."""
+    d = res.design
+    if any(c.beta == beta and getattr(c, "category", None) is not None for c in d.fixed_columns):
+        return True
+    u = f"u{beta[1:]}["
+    return any(lab.startswith(u) for lab in d.random_labels)
 
 
 def combinations(pair: WithinBetweenPair) -> dict[str, dict[str, float] | None]:
