@@ -29,7 +29,14 @@ from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Var
 from mlmwrap.language.formulas import reduced_formulas
 from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.aggregate.rowless import RowlessDesign
-from mlmwrap.model.design import INTERCEPT, FixedColumn, SampleInfo, resolve_name
+from mlmwrap.model.design import (
+    INTERCEPT,
+    FixedColumn,
+    SampleInfo,
+    categorical_centering_error,
+    level_text,
+    resolve_name,
+)
 from mlmwrap.model.engine import ClusterStats
 
 __all__ = ["lazy_cluster_stats"]
@@ -104,7 +111,8 @@ class _Compiler:
                     expr,
                     f"'{expr.name}' is not numeric (its type is {self.schema[name]})",
                     expected="a numeric column",
-                    hint="a categorical predictor can only be a level-2 predictor, as C(x)",
+                    hint=f"a categorical predictor stands on its own, as b1*C({expr.name}) at "
+                    f"level 1 or g01*C({expr.name}) at level 2",
                 )
             return nw.col(name).cast(nw.Float64)
         if isinstance(expr, Num):
@@ -220,6 +228,11 @@ def lazy_cluster_stats(
 
     # Pass for the cluster means that centering needs.
     calls = list({c.text(): c for e in _expressions(spec) for c in _calls(e)}.values())
+    for c in calls:
+        if compiler.categorical(c.args[0]) is not None:
+            raise categorical_centering_error(
+                lambda message, expr, **kw: _error(spec, expr, message, **kw), c
+            )
     if calls:
         step("cluster means for centering")
         inner = {f"__v{i}": compiler.numeric(c.args[0]) for i, c in enumerate(calls)}
@@ -280,6 +293,13 @@ def lazy_cluster_stats(
     level2_checks: list[tuple[int, Any]] = []  # (column index of W, gamma expr)
     random_cols, random_labels, random_terms = [], [], []
     for beta in spec.betas:
+        cat1 = compiler.categorical(beta.predictor) if beta.predictor is not None else None
+        if cat1 is not None:  # a categorical level-1 predictor: its indicators, pushed down
+            _categorical_level1(
+                spec, beta, cat1, lf, compiler, columns, fixed_meta, level2_checks,
+                random_cols, random_labels, random_terms,
+            )  # fmt: skip
+            continue
         x = compiler.numeric(beta.predictor) if beta.predictor is not None else None
         x_text = beta.predictor.text() if beta.predictor is not None else INTERCEPT
         one = nw.lit(1.0, dtype=nw.Float64)
@@ -298,10 +318,7 @@ def lazy_cluster_stats(
             w_text = gamma.predictor.text()
             cat = compiler.categorical(gamma.predictor)
             if cat is not None:
-                levels = sorted(
-                    lf.select(nw.col(cat)).unique().pipe(_collect).to_pandas()[cat].tolist(),
-                    key=lambda v: (str(type(v)), v),
-                )
+                levels = _levels(lf, cat)
                 if len(levels) < 2:
                     raise _error(
                         spec, gamma.predictor, f"'{w_text}' has a single category in the sample"
@@ -310,12 +327,11 @@ def lazy_cluster_stats(
                 base = w_text[2:-1] if w_text.startswith("C(") else w_text
                 for level in levels[1:]:
                     ind = (nw.col(cat) == level).cast(nw.Float64)
-                    term_w = f"{base}[{level}]"
+                    term_w = f"{base}[{level_text(level)}]"
                     term = term_w if x_text == INTERCEPT else f"{x_text}:{term_w}"
                     columns.append(ind if x is None else x * ind)
-                    fixed_meta.append(
-                        FixedColumn(f"{gamma.label}[{level}]", term, beta.label, term_w, level1)
-                    )
+                    label = f"{gamma.label}[{level_text(level)}]"
+                    fixed_meta.append(FixedColumn(label, term, beta.label, term_w, level1))
                 continue
             w = compiler.numeric(gamma.predictor)
             level2_checks.append((len(columns), gamma.predictor, w))
@@ -414,6 +430,58 @@ def lazy_cluster_stats(
         ),
     )
     return stats, design
+
+
+def _levels(lf, column: str) -> list:
+    """The categories of ``column`` in the sample, sorted as the pandas design sorts them."""
+    nw = _nw()
+    values = lf.select(nw.col(column)).unique().pipe(_collect).to_pandas()[column].tolist()
+    return sorted(values, key=lambda v: (str(type(v)), v))
+
+
+def _categorical_level1(
+    spec, beta, column, lf, compiler, columns, fixed_meta, level2_checks,
+    random_cols, random_labels, random_terms,
+) -> None:  # fmt: skip
+    """The design columns of a categorical level-1 predictor (``b1*C(x)``): one indicator
+    per non-reference category, times each gamma's W, and one random effect per indicator
+    when the beta is random (as :mod:`mlmwrap.model.design` builds them)."""
+    nw = _nw()
+    level1 = beta.predictor.text()
+    levels = _levels(lf, column)
+    if len(levels) < 2:
+        raise _error(spec, beta.predictor, f"'{level1}' has a single category in the sample")
+    base = level1[2:-1] if level1.startswith("C(") else level1
+    indicators = [(level_text(v), (nw.col(column) == v).cast(nw.Float64)) for v in levels[1:]]
+    for gamma in beta.gammas:
+        w = None
+        w_text = "(constant)"
+        if gamma.predictor is not None:
+            w_text = gamma.predictor.text()
+            if compiler.categorical(gamma.predictor) is not None:
+                raise _error(
+                    spec,
+                    gamma.predictor,
+                    f"'{w_text}' is categorical, and so is the level-1 predictor '{level1}' "
+                    f"of {beta.label}: an interaction of two categorical predictors is not "
+                    "available yet",
+                    expected="a numeric level-2 predictor",
+                    hint=f"code '{w_text}' as 0/1 indicator columns (numeric) and use those",
+                )
+            w = compiler.numeric(gamma.predictor)
+            level2_checks.append((len(columns), gamma.predictor, w))
+        for c, ind in indicators:
+            term = f"{base}[{c}]" if w is None else f"{base}[{c}]:{w_text}"
+            columns.append(ind if w is None else ind * w)
+            fixed_meta.append(
+                FixedColumn(f"{gamma.label}[{c}]", term, beta.label, w_text, level1, c)
+            )
+    if beta.random:
+        u = beta.u_label or f"u{beta.index}"
+        for c, ind in indicators:
+            random_cols.append(ind)
+            random_labels.append(f"{u}[{c}]")
+            random_terms.append(f"{base}[{c}]")
 
 
 def _no_rows(dropped: dict[str, int]):
