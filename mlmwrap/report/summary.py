@@ -235,8 +235,7 @@ def summary_text(res: MLMResults, *, p_format: str = "apa", robust: bool = False
         if 0 < i < len(labels):
             fixed = res.tau_fixed.to_numpy()
             line += "   " + " ".join(
-                f"{'0':>{cor_w}}" if fixed[i, j] else _num(corr.iloc[i, j], cor_w)
-                for j in range(i)
+                f"{'0':>{cor_w}}" if fixed[i, j] else _num(corr.iloc[i, j], cor_w) for j in range(i)
             )
         out.append(line)
     if res.tau_fixed.to_numpy().any():
