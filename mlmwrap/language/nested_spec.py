@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mlmwrap.language.expr import NO_SPAN, Expr, Span, Var, product
-from mlmwrap.language.formulas import _patsy_name, _r_name, _Writer, derived_name
+from mlmwrap.language.formulas import _patsy_name, _r_dummy, _r_name, _Writer, derived_name
 from mlmwrap.language.spec import covariance_blocks
 
 __all__ = [
@@ -352,6 +352,8 @@ def nested_formulas(
         group = ":".join(reversed(r_names[level - 2 :]))
         for block in spec.tau_blocks(level):
             terms = _intercept_first([r_of[u] for u in block])
+            if terms[0] == "0":  # R would code a factor's every category: keep all but one
+                terms = ["0", *(_r_dummy(t) for t in terms[1:])]
             bars.append(f"({' + '.join(terms)} | {group})")
     return NestedFormulas(
         fixed=f"{outcome_patsy} ~ {' + '.join(order)}",

@@ -304,8 +304,9 @@ def categorical_centering_error(error, expr: Call) -> DataError:
         "has no mean to center at",
         expr,
         expected=f"a numeric variable inside {expr.func}()",
-        hint=f"write b1*C({name}) at level 1 without centering (treatment coding, the first "
-        f"category as reference), or center 0/1 indicator columns, e.g. "
+        hint=f"use C({name}) uncentered as a level-1 predictor (b1*C({name}); p1*C({name}) at "
+        "three levels: treatment coding, the first category as reference), or center 0/1 "
+        "indicator columns, e.g. "
         f"data['{name}_B'] = (data['{name}'] == 'B').astype(float) and {expr.func}({name}_B)",
     )
 

@@ -53,8 +53,10 @@ from mlmwrap.model.design import (
     _column_error,
     _rename_vars,
     _term_columns,
+    categorical_centering_error,
     category_levels,
     is_numeric_column,
+    level_text,
 )
 from mlmwrap.model.engine import block_pattern
 
@@ -217,6 +219,14 @@ class _Evaluator:
                 expr,
                 expected="a numeric expression",
             )
+        arg = expr.args[0] if expr.args else None
+        if expr.func in ("cwc", "cgm", "cmean", "center") and (
+            isinstance(arg, Call)
+            and arg.func == "C"
+            or isinstance(arg, Var)
+            and not is_numeric_column(self.frame[arg.name])
+        ):
+            raise categorical_centering_error(self.error, expr)
         # cmean's argument is read one level down: in a level-3 equation cmean(cmean(x)) is
         # the level-3 mean of the level-2 unit means of x. cwc and cgm do not aggregate, so
         # their argument is read at their own level: cgm(cmean(x)) in a level-3 equation is
@@ -300,6 +310,37 @@ class _Evaluator:
                 hint=f"it looks like a {below} variable: use {fix} (its {what} unit mean), "
                 f"or move it to a {below} equation",
             )
+
+
+_CODED = re.compile(r"C\(([A-Za-z_][A-Za-z0-9_]*|Q\('[^']*'\))\)")
+
+
+def _coded_columns(rhs: str) -> set[str]:
+    """The columns written inside ``C()`` in a patsy formula."""
+    return {c[3:-2] if c.startswith("Q(") else c for c in _CODED.findall(rhs)}
+
+
+def _categories_of(model: dict, term: str) -> list | None:
+    """The categories (reference first) of a term that is one categorical column ``C(x)``,
+    else None."""
+    m = _CODED.fullmatch(term)
+    if m is None:
+        return None
+    name = m.group(1)
+    name = name[3:-2] if name.startswith("Q(") else name
+    return category_levels(pd.Series(model[name]))
+
+
+def _level_label(model: dict, column: str, text: str) -> str:
+    """A category in a label: a numeric column's ``2.0`` prints ``2``, as at two levels."""
+    name = column[3:-2] if column.startswith("Q(") else column
+    values = model.get(name)
+    if values is not None and not isinstance(values, pd.Categorical):
+        try:
+            return level_text(float(text))
+        except ValueError:
+            return text
+    return text
 
 
 def _resolve(spec: NestedSpec, data: pd.DataFrame, with_outcome: bool = True) -> dict[str, str]:
@@ -392,7 +433,12 @@ def build_nested_design(
     terms = formulas.fixed_rhs.split(" + ")
     random_terms = [formulas.term_of_random[r] for lv in spec.random_labels for r in lv]
     rhs = " + ".join(terms + [t for t in dict.fromkeys(random_terms) if t not in terms])
-    arrays = {k: v if isinstance(v, pd.Categorical) else np.asarray(v) for k, v in model.items()}
+    # a numeric column inside C() stays a Series: patsy then names its categories 'T.1'
+    coded = _coded_columns(rhs)
+    arrays = {
+        k: v if isinstance(v, pd.Categorical) or k in coded else np.asarray(v)
+        for k, v in model.items()
+    }
     try:
         matrix = patsy.dmatrix(
             rhs,
@@ -421,8 +467,11 @@ def build_nested_design(
         for k in cols:
             order.append(k)
             patsy_names.append(names[k])
-            # a categorical's column, as two-level models label it: g010[lo]
-            levels = re.findall(r"C\([^)]*\)\[(?:T\.)?([^\]]*)\]", names[k])
+            # a categorical's column, as two-level models label it: g010[lo], g100[2]
+            levels = [
+                _level_label(model, col, level)
+                for col, level in re.findall(r"C\(([^)]*)\)\[(?:T\.)?([^\]]*)\]", names[k])
+            ]
             labels.append(f"{g.label}[{','.join(levels)}]" if levels else g.label)
     X = np.ascontiguousarray(matrix[:, order])
     if np.linalg.matrix_rank(X) < X.shape[1]:
@@ -438,16 +487,28 @@ def build_nested_design(
     del y_name
     Zs, frees, random_labels = [], [], []
     for lv, level in enumerate(spec.random):
-        cols = [
-            _term_columns(info.term_name_slices, formulas.term_of_random[r.label], 1)[0]
-            for r in level
-        ]
+        cols: list[int] = []
+        labels_lv: list[str] = []
+        positions: dict[str, list[int]] = {}  # r1 -> its columns (one per category)
+        for r in level:
+            term = formulas.term_of_random[r.label]
+            categories = _categories_of(model, term)
+            n = 1 if categories is None else len(categories) - 1
+            found = _term_columns(info.term_name_slices, term, n)
+            if found is None:  # pragma: no cover - the terms were checked above
+                raise DataError(f"patsy coded the random term of {r.label} in an unexpected way")
+            positions[r.label] = list(range(len(cols), len(cols) + n))
+            cols.extend(found)
+            if categories is None:
+                labels_lv.append(r.label)
+            else:  # a categorical level-1 predictor: one random effect per indicator
+                labels_lv.extend(f"{r.label}[{level_text(c)}]" for c in categories[1:])
         Zs.append(np.ascontiguousarray(matrix[:, cols]).reshape(len(frame), len(cols)))
-        labels_lv = [r.label for r in level]
         random_labels.append(labels_lv)
         blocks = spec.tau_blocks(lv + 2)
-        index = {lab: i for i, lab in enumerate(labels_lv)}
-        frees.append(block_pattern([[index[b] for b in blk] for blk in blocks], len(labels_lv)))
+        frees.append(
+            block_pattern([[i for b in blk for i in positions[b]] for blk in blocks], len(cols))
+        )
     return NestedDesign(
         spec=spec,
         formulas=formulas,

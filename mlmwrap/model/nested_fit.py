@@ -100,8 +100,10 @@ def verify_nested(stats: NestedStats, reml: bool = True) -> NestedFit:
     evaluation = evaluate_nested(stats, Ls, reml)
     grad = grad_fn(theta)
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
-    zero = tuple(np.abs(np.diag(L)) < SINGULAR_TOL for L in Ls)
-    singular = bool(any(z.any() for z in zero))
+    # singular: a zero on the diagonal of L; a variance is 0 only when its row of L is
+    # (otherwise a correlation is +-1)
+    singular = bool(any((np.abs(np.diag(L)) < SINGULAR_TOL).any() for L in Ls))
+    zero = tuple(np.sqrt(np.sum(L**2, axis=1)) < SINGULAR_TOL for L in Ls)
     messages: list[str] = []
     hessian_pd: bool | None = None
     if singular:
