@@ -71,11 +71,11 @@ class Piece:
 @st.composite
 def level1_predictor(draw) -> Piece:
     name = draw(NAMES)
-    kind = draw(st.sampled_from(["name", "cwc", "cgm", "center", "log", "pow", "product"]))
+    kind = draw(st.sampled_from(["name", "cwc", "cgm", "center", "log", "pow", "product", "C"]))
     sp = draw(st.sampled_from(["", " "]))
     if kind == "name":
         return Piece(name, name)
-    if kind in ("cwc", "cgm", "log"):
+    if kind in ("cwc", "cgm", "log", "C"):  # C(x): a categorical level-1 predictor
         return Piece(f"{kind}({sp}{name}{sp})", f"{kind}({name})")
     if kind == "center":
         written, canonical = draw(NUMBERS)
