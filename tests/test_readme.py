@@ -89,3 +89,16 @@ def test_side_by_side_block_is_the_real_output(hsb):
     exec(code.replace("print(", "output = str(", 1), namespace)
     assert _lines(shown.strip()) == _lines(namespace["output"].strip())
     assert "+meanses, sector" in shown and "J (clusters)" in shown
+
+
+def test_language_section_is_the_real_output(hsb):
+    """The level-1 categorical example of 'The equation language' runs as shown."""
+    import doctest
+
+    section = README.split("## The equation language")[1].split("\n## ")[0]
+    block = section.split("```python\n")[1].split("```")[0]
+    globs = {"mlmwrap": mlmwrap, "hsb": hsb}
+    test = doctest.DocTestParser().get_doctest(block, globs, "README", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries == 4

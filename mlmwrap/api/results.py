@@ -31,7 +31,8 @@ class MLMResults(FittedModel):
     Attributes
     ----------
     gamma : pandas.DataFrame
-        Fixed effects, indexed by gamma label (``g00``, ``g01``, ``g02[Catholic]``).
+        Fixed effects, indexed by gamma label (``g00``, ``g01``, ``g02[Catholic]``; a
+        categorical level-1 predictor ``b1*C(ethnicity)`` gives ``g10[Black]``, ...).
         Columns: ``estimate``; ``se`` (model-based, ``sqrt(diag(sigma2 (X'V^-1 X)^-1))``
         as lme4 and HLM report it); ``z`` (estimate / se); ``p`` (two-sided, standard
         normal); ``ci_lower``, ``ci_upper`` (95% Wald); ``beta`` (the level-1 coefficient
@@ -40,7 +41,8 @@ class MLMResults(FittedModel):
         term, as in the mixed model's design).
     tau : pandas.DataFrame
         Covariance matrix of the random effects, index and columns the random effects
-        as written (``u0``, ``u1``).
+        as written (``u0``, ``u1``); a random categorical level-1 predictor has one per
+        non-reference category (``u1[Black]``, ``u1[White]``).
     tau_corr : pandas.DataFrame
         The same as correlations (NaN where a variance is 0).
     tau_by_level : dict
