@@ -583,3 +583,10 @@ def test_generated_models_give_the_indicator_design(case):
     f = design.formulas
     assert ("C(g)" in f.fixed) == any(label.startswith("g1") for label in columns)
     assert f.re_formula == ("~1 + C(g)" if len(z) > 1 else "~1")
+
+
+def test_hlm_df_count_each_categorys_own_level2_equation(fits):
+    # HLM fits the indicators: each category's coefficient has J - S - 1 df, S = 1 (cmean)
+    table = fits["hsb_min_random"].with_inference("hlm").gamma
+    assert table.loc[["g00", "g01", "g10[1]", "g11[1]"], "df"].tolist() == [158.0] * 4
+    assert table.loc["g20", "df"] == 7185 - 5

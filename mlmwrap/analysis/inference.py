@@ -332,12 +332,20 @@ def hlm_df(res: MLMResults) -> np.ndarray:
     """
     cols = res.design.fixed_columns
     random = {b.label: b.random for b in res.spec.betas}
-    n_per_beta: dict[str, int] = {}
+    # a categorical level-1 predictor: each category's indicator is a level-1 coefficient
+    # with a level-2 equation of its own, as HLM fits the indicators
+    n_per_beta: dict[tuple[str, str | None], int] = {}
     for c in cols:
-        n_per_beta[c.beta] = n_per_beta.get(c.beta, 0) + 1
+        key = (c.beta, getattr(c, "category", None))
+        n_per_beta[key] = n_per_beta.get(key, 0) + 1
     J, N, p = res.n_clusters, res.nobs, len(cols)
     return np.array(
-        [float(J - n_per_beta[c.beta]) if random[c.beta] else float(N - p) for c in cols]
+        [
+            float(J - n_per_beta[(c.beta, getattr(c, "category", None))])
+            if random[c.beta]
+            else float(N - p)
+            for c in cols
+        ]
     )
 
 
