@@ -14,6 +14,7 @@ from mlmwrap.analysis.effects import effects_section
 from mlmwrap.analysis.latent import reliability_section
 from mlmwrap.analysis.shared.display import html_table
 from mlmwrap.errors import MLMError
+from mlmwrap.model.aggregate.rowless import RowsUnavailableError
 from mlmwrap.report.mathml import equations_mathml
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,6 +24,18 @@ __all__ = ["summary_text", "summary_html", "format_p", "P_FORMATS"]
 
 #: How p-values are printed: APA style (``<.001`` below .001) or exact.
 P_FORMATS = ("apa", "exact")
+
+
+def _reliability_lines(res: MLMResults) -> list[str]:
+    """The reliability section, or a line saying why a fit from per-cluster sums has none."""
+    try:
+        return reliability_section(res, res.cluster_mean_reliability())
+    except RowsUnavailableError:
+        return [
+            "Reliability of cluster means: not computed (the model was fitted from",
+            "  per-cluster sums of a lazy frame or file, without the rows); fit a pandas",
+            "  sample to check it",
+        ]
 
 
 def format_p(p: float, p_format: str = "apa") -> str:
@@ -245,7 +258,7 @@ def summary_text(res: MLMResults, *, p_format: str = "apa", robust: bool = False
     out.append("")
     for section in (
         effects_section(res),
-        reliability_section(res, res.cluster_mean_reliability()),
+        _reliability_lines(res),
     ):
         if section:
             out.extend(section)
@@ -376,7 +389,7 @@ def summary_html(res: MLMResults, *, p_format: str = "apa", robust: bool = False
         parts.append(html_table(heads, trows, _variance_test_title(res, vt), n_text=1))
     for section in (
         effects_section(res),
-        reliability_section(res, res.cluster_mean_reliability()),
+        _reliability_lines(res),
     ):
         if section:
             parts.append(f"<pre>{html.escape(chr(10).join(section))}</pre>")
