@@ -9,6 +9,13 @@ theta, as lmerTest's ``devfun_vp``) is
 ``A_var = 2 H^-1`` (a generalized inverse over the positive eigenvalues when the fit is
 singular), ``C(varpar) = sigma^2 A(theta)^-1`` and ``df = 2 (l'Cl)^2 / (g' A_var g)``.
 
+No new deviance evaluations: at the optimum (where ``dD/dsigma = 0``) the Hessian ``H`` in
+varpar follows from the Hessian of the *profiled* deviance that the fit already computed
+(its Schur complement, as :func:`mlmwrap.model.deviance.unprofiled_hessian` does for two
+levels), with ``H_ss = 4 nu / sigma^2`` and ``H_ts = -2 (d r2 / d theta) / sigma^3``; the
+derivatives of ``r2`` and of every ``l' A^-1 l`` come from one reverse pass through the
+engine's recursion (:func:`mlmwrap.model.nested.variance_derivatives`).
+
 Examples
 --------
 >>> import numpy as np
@@ -28,11 +35,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlmwrap.model.nested import NestedStats, evaluate_nested
+from mlmwrap.model.nested import (
+    NestedStats,
+    evaluate_nested,
+    nested_objective,
+    variance_derivatives,
+)
 from mlmwrap.model.nested_fit import NestedFit
-from mlmwrap.model.numdiff import numeric_hessian, numeric_jacobian
+from mlmwrap.model.numdiff import hessian_from_gradient
 
-__all__ = ["nested_satterthwaite", "unprofiled_nested_deviance"]
+__all__ = ["nested_satterthwaite", "unprofiled_nested_deviance", "unprofiled_nested_hessian"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -44,6 +56,28 @@ def unprofiled_nested_deviance(stats: NestedStats, varpar: np.ndarray, reml: boo
     nu = stats.n_obs - stats.p if reml else stats.n_obs
     out = ev.logdet_V + nu * (_LOG_2PI + np.log(s2)) + ev.r2 / s2
     return float(out + ev.logdet_A) if reml else float(out)
+
+
+def unprofiled_nested_hessian(stats: NestedStats, fit: NestedFit, d_r2: np.ndarray) -> np.ndarray:
+    """Hessian of :func:`unprofiled_nested_deviance` in (theta, sigma) at the optimum, from
+    the profiled Hessian: ``H_tt = H_p + H_ts H_ts' / H_ss``."""
+    H_p = fit.hessian
+    if H_p is None:  # a fit made without one: central differences of the analytic gradient
+        objective = nested_objective(stats, fit.reml)
+        H_p = hessian_from_gradient(
+            lambda t: objective(t)[1], fit.theta, rel=1e-5, order=2, floor=0.1
+        )
+    nu = stats.n_obs - stats.p if fit.reml else stats.n_obs
+    sigma2 = fit.sigma2
+    sigma = np.sqrt(sigma2)
+    h_ts = -2.0 * d_r2 / sigma**3
+    h_ss = 4.0 * nu / sigma2
+    k = len(d_r2)
+    H = np.empty((k + 1, k + 1))
+    H[:k, :k] = H_p + np.outer(h_ts, h_ts) / h_ss
+    H[:k, k] = H[k, :k] = h_ts
+    H[k, k] = h_ss
+    return H
 
 
 def _pinv_psd(H: np.ndarray) -> np.ndarray:
@@ -58,23 +92,15 @@ def nested_satterthwaite(
 ) -> np.ndarray:
     """Satterthwaite df of each gamma (or of each row of ``contrasts``)."""
     p = stats.p
-    reml = fit.reml
-    varpar = np.append(fit.theta, np.sqrt(fit.sigma2))
     Lmat = np.eye(p) if contrasts is None else np.atleast_2d(np.asarray(contrasts, float))
-
-    def dev(vp: np.ndarray) -> float:
-        return unprofiled_nested_deviance(stats, vp, reml)
-
-    def cov_beta(vp: np.ndarray) -> np.ndarray:
-        A = evaluate_nested(stats, stats.split_theta(vp[:-1]), reml).A
-        return vp[-1] ** 2 * np.linalg.inv(A)
-
     with np.errstate(all="ignore"):
-        a_var = 2.0 * _pinv_psd(numeric_hessian(dev, varpar))
-        jac = numeric_jacobian(cov_beta, varpar).reshape(p, p, len(varpar))
-    C = fit.cov_beta
-    var_con = np.einsum("ki,ij,kj->k", Lmat, C, Lmat)
-    grad = np.einsum("ki,ijv,kj->kv", Lmat, jac, Lmat)
+        ev, d_r2, d_quad = variance_derivatives(stats, fit.theta, fit.reml, Lmat)
+        a_var = 2.0 * _pinv_psd(unprofiled_nested_hessian(stats, fit, d_r2))
+    sigma2 = fit.sigma2
+    quad = np.einsum("ki,ij,kj->k", Lmat, ev.A_inv, Lmat)  # l' A^-1 l
+    var_con = sigma2 * quad
+    # gradient of l'Cl = sigma^2 l'A^-1 l in (theta, sigma)
+    grad = np.column_stack([sigma2 * d_quad, 2.0 * np.sqrt(sigma2) * quad])
     denom = np.einsum("kv,vw,kw->k", grad, a_var, grad)
     with np.errstate(divide="ignore"):
         return 2.0 * var_con**2 / denom

@@ -51,9 +51,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize as sopt
-from scipy import sparse
 
-from mlmwrap.model.engine import L_to_theta, cluster_cross_products, theta_indices, theta_to_L
+from mlmwrap.model.engine import cluster_cross_products, theta_indices
+from mlmwrap.model.small_linalg import cholesky, log_diag_sum, solve_lower
 
 __all__ = [
     "NestedStats",
@@ -62,9 +62,39 @@ __all__ = [
     "evaluate_nested",
     "deviance_and_gradient",
     "optimize_nested",
+    "variance_derivatives",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+@dataclass(frozen=True)
+class _Level:
+    """How one level's units sit in the engine's arrays (built once by :class:`NestedStats`).
+
+    The engine keeps each level's units in an order where the children of every parent are
+    contiguous (the parents in their own engine order), so that summing within parents is
+    one ``np.add.reduceat`` and handing a parent's gradient to its children one
+    ``np.repeat``.
+    """
+
+    q: int
+    rows: np.ndarray  # the entries of L that theta holds (lme4's order, the free ones)
+    cols: np.ndarray
+    counts: np.ndarray  # children of each parent, in engine order
+    starts: np.ndarray  # position of each parent's first child
+
+    def segment_sum(self, a: np.ndarray) -> np.ndarray:
+        """Sum the units (last axis) of ``a`` within each parent."""
+        if len(self.counts) == 1:
+            return a.sum(axis=-1, keepdims=True)
+        return np.add.reduceat(a, self.starts, axis=-1)
+
+    def to_children(self, a: np.ndarray) -> np.ndarray:
+        """Each parent's slice of ``a`` (last axis), repeated for each of its children."""
+        if len(self.counts) == 1:
+            return np.broadcast_to(a, a.shape[:-1] + (int(self.counts[0]),))
+        return np.repeat(a, self.counts, axis=-1)
 
 
 @dataclass(frozen=True)
@@ -94,38 +124,58 @@ class NestedStats:
     n_obs: int
     p: int
     frees: tuple[np.ndarray | None, ...] = ()
-    _sum: tuple[sparse.csr_matrix, ...] = field(init=False, repr=False, compare=False)
+    _levels: tuple[_Level, ...] = field(init=False, repr=False, compare=False)
+    # the level-2 cross-products in engine order, units last: (k, k, J_2)
+    _soa: np.ndarray = field(init=False, repr=False, compare=False)
+    # their columns after Z_2, summed within each level-3 unit (the same at every theta)
+    _rest_sum: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.frees:
             object.__setattr__(self, "frees", (None,) * len(self.qs))
-        # segment sums as sparse (parent x child) indicator products
-        sums = []
-        for parent, n_child in zip(self.parents, self.n_units, strict=True):
-            n_parent = int(parent.max()) + 1
-            ind = sparse.csr_matrix(
-                (np.ones(n_child), (parent, np.arange(n_child))), shape=(n_parent, n_child)
-            )
-            sums.append(ind)
-        object.__setattr__(self, "_sum", tuple(sums))
+        # Engine order, top down: each level's units sorted (stably) by their parent's
+        # position in the level above, so that siblings are contiguous.
+        position = np.zeros(1, dtype=np.intp)  # the root
+        order = position
+        levels: list[_Level] = []
+        for parent, q, free in reversed(list(zip(self.parents, self.qs, self.frees, strict=True))):
+            parent_pos = position[parent]
+            order = np.argsort(parent_pos, kind="stable")
+            position = np.empty_like(order)
+            position[order] = np.arange(len(order))
+            counts = np.bincount(parent_pos, minlength=int(parent_pos.max()) + 1)
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
+            rows, cols = theta_indices(q, free)
+            levels.append(_Level(q=q, rows=rows, cols=cols, counts=counts, starts=starts))
+        levels.reverse()
+        object.__setattr__(self, "_levels", tuple(levels))
+        soa = np.ascontiguousarray(self.cross[order].transpose(1, 2, 0))  # order: level 2's
+        object.__setattr__(self, "_soa", soa)
+        q = self.qs[0]
+        object.__setattr__(self, "_rest_sum", levels[0].segment_sum(soa[q:, q:]))
 
     @property
     def n_theta(self) -> tuple[int, ...]:
         """Free entries of each level's ``L``."""
-        return tuple(len(theta_indices(q, f)[0]) for q, f in zip(self.qs, self.frees, strict=True))
+        return tuple(len(level.rows) for level in self._levels)
 
     def split_theta(self, theta: np.ndarray) -> list[np.ndarray]:
         """The ``L`` of each level from theta (the levels' thetas, level 2 first, as lme4
         orders the terms of a nested model)."""
         out, pos = [], 0
-        for q, free, n in zip(self.qs, self.frees, self.n_theta, strict=True):
-            out.append(theta_to_L(theta[pos : pos + n], q, free))
+        for level in self._levels:
+            L = np.zeros((level.q, level.q))
+            n = len(level.rows)
+            L[level.rows, level.cols] = theta[pos : pos + n]
+            out.append(L)
             pos += n
         return out
 
     def join_theta(self, Ls: list[np.ndarray]) -> np.ndarray:
         """Theta from the levels' ``L`` (inverse of :meth:`split_theta`)."""
-        return np.concatenate([L_to_theta(L, f) for L, f in zip(Ls, self.frees, strict=True)])
+        return np.concatenate(
+            [L[level.rows, level.cols] for L, level in zip(Ls, self._levels, strict=True)]
+        )
 
     @classmethod
     def from_arrays(
@@ -199,42 +249,115 @@ class NestedEvaluation:
     logdet_A: float
     r2: float
     Ls: tuple[np.ndarray, ...]
+    A_inv: np.ndarray = field(default=None, repr=False)
 
 
-def _absorb(S: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, float]:
-    """Absorb the first ``q`` columns of every unit's cross-products (Woodbury).
+def _forward(stats: NestedStats, Ls: list[np.ndarray]):
+    """The recursion up the levels on arrays with the units last, ``(k, k, J)``.
 
-    ``S`` has shape (J, k, k); returns the (J, k - q, k - q) absorbed cross-products and
-    ``sum_j log det M_j``.
+    Per level: ``T = L' [D B]`` (one GEMM for all units), ``M = I + T_D L``, its Cholesky
+    factor ``C`` entry by entry (:mod:`mlmwrap.model.small_linalg`: vector operations over
+    the units, no per-unit LAPACK call), ``R = C^-1 L' B`` and the absorbed cross-products
+    ``C_rest - R'R`` summed within the parents. At level 2 the sum of ``C_rest`` is the
+    same at every theta and comes precomputed.
+
+    Returns ``(S_top (p + 1, p + 1), logdet_V, saved)``, ``saved`` holding each level's
+    input and ``C`` for the reverse pass.
     """
-    q = L.shape[0]
-    LtZtR = L.T @ S[:, :q, q:]  # L' Z'R per unit
-    M = L.T @ S[:, :q, :q] @ L
-    M[:, range(q), range(q)] += 1.0
-    chol = np.linalg.cholesky(M)
-    logdet = 2.0 * float(np.log(chol[:, range(q), range(q)]).sum())
-    K = np.linalg.solve(M, LtZtR)  # M^-1 L' Z'R
-    return S[:, q:, q:] - np.swapaxes(LtZtR, 1, 2) @ K, logdet
-
-
-def evaluate_nested(stats: NestedStats, Ls: list[np.ndarray], reml: bool) -> NestedEvaluation:
-    """Profiled (RE)ML deviance (lme4's, with its constants) at the levels' factors ``Ls``.
-
-    Raises ``numpy.linalg.LinAlgError`` where ``X'V^-1X`` is not positive definite.
-    """
-    S = stats.cross
+    S = stats._soa
     logdet_V = 0.0
-    for L, ind in zip(Ls, stats._sum, strict=True):
-        S, logdet = _absorb(S, L)
+    saved: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for i, (L, level) in enumerate(zip(Ls, stats._levels, strict=True)):
+        q = level.q
+        S_in = S
+        rest = stats._rest_sum if i == 0 else level.segment_sum(S_in[q:, q:])
+        if q == 0:
+            saved.append(None)
+            S = rest
+            continue
+        T = np.tensordot(L.T, S_in[:q], axes=1)  # L' S[:q], (q, k, J)
+        M = np.einsum("abj,bc->acj", T[:, :q], L)
+        M[range(q), range(q)] += 1.0
+        chol = cholesky(M)
+        logdet = log_diag_sum(chol)
+        if not np.isfinite(logdet):
+            raise np.linalg.LinAlgError("M_j is not positive definite")
         logdet_V += logdet
-        J, k, _ = S.shape
-        S = (ind @ S.reshape(J, k * k)).reshape(-1, k, k)  # sum within the parent units
-    S = S[0]
+        R = solve_lower(chol, T[:, q:])  # C^-1 L' B, (q, r, J)
+        RR = level.segment_sum(np.einsum("arj,asj->rsj", R, R))
+        S = rest - RR
+        saved.append((S_in, chol))
+    return S[:, :, 0], logdet_V, saved
+
+
+def _reverse(
+    stats: NestedStats,
+    Ls: list[np.ndarray],
+    saved: list,
+    G_top: np.ndarray,
+    with_logdet: np.ndarray,
+) -> np.ndarray:
+    """Gradients in theta of ``m`` functionals of the recursion, in one reverse pass.
+
+    ``G_top`` ``(m, p + 1, p + 1)``: each functional's (symmetric) gradient with respect to
+    the top's ``[X y]' V^-1 [X y]``; ``with_logdet`` ``(m,)``: which of them also include
+    ``log det V`` (the deviance does). For one absorption ``S_out = C - B' P B`` with
+    ``P = L M^-1 L'``, ``M = I + L' D L`` (``D``, ``B``, ``C`` the blocks of ``S_in``) and an
+    upstream gradient ``G`` of ``S_out``, with ``H = B G B'`` and ``Y = L M^-1``:
+    ``d/dL = -2 (I - D P) H Y`` (``+ 2 D Y`` for ``log det M``), ``d/dD = P H P`` (``+ P``),
+    ``d/dB = -2 P B G`` and ``d/dC = G``; a segment sum passes its gradient to every child.
+    The lowest level needs only ``d/dL``. Returns ``(m, n_theta)``.
+    """
+    m = G_top.shape[0]
+    G = G_top[..., None]  # (m, k, k, 1): the root's
+    logdet_rows = np.flatnonzero(with_logdet)
+    grads = []
+    for i in reversed(range(len(Ls))):
+        level, L = stats._levels[i], Ls[i]
+        q = level.q
+        G = level.to_children(G)  # (m, r, r, J)
+        if q == 0:
+            grads.append(np.zeros((m, 0)))
+            continue  # the level's input is its output, unit by unit
+        S, chol = saved[i]
+        J = S.shape[-1]
+        D, B = S[:q, :q], S[:q, q:]
+        eye = np.broadcast_to(np.eye(q)[:, :, None], (q, q, J))
+        C_inv = solve_lower(chol, eye)
+        M_inv = np.einsum("baj,bcj->acj", C_inv, C_inv)
+        Y = np.tensordot(L, M_inv, axes=1)  # L M^-1
+        P = np.einsum("acj,dc->adj", Y, L)  # L M^-1 L'
+        E = -np.einsum("abj,bcj->acj", D, P)
+        E[range(q), range(q)] += 1.0  # I - D P
+        BG = np.einsum("arj,mrsj->masj", B, G)
+        H = np.einsum("masj,bsj->mabj", BG, B)
+        dL = -2.0 * np.einsum("macj,cdj->mad", np.einsum("abj,mbcj->macj", E, H), Y)
+        if len(logdet_rows):
+            dL[logdet_rows] += 2.0 * np.einsum("abj,bcj->ac", D, Y)
+        grads.append(dL[:, level.rows, level.cols])
+        if i == 0:
+            break
+        k = S.shape[0]
+        G_in = np.empty((m, k, k, J))
+        G_in[:, :q, :q] = np.einsum("macj,cdj->madj", np.einsum("abj,mbcj->macj", P, H), P)
+        G_in[logdet_rows, :q, :q] += P
+        top_right = -np.einsum("abj,mbsj->masj", P, BG)
+        G_in[:, :q, q:] = top_right
+        G_in[:, q:, :q] = top_right.transpose(0, 2, 1, 3)
+        G_in[:, q:, q:] = G
+        G = G_in
+    grads.reverse()
+    return np.concatenate(grads, axis=1)
+
+
+def _top(stats: NestedStats, S: np.ndarray, logdet_V: float, Ls, reml: bool) -> NestedEvaluation:
+    """Deviance, beta and sigma2 from ``[X y]' V^-1 [X y]``."""
     p = stats.p
     A = 0.5 * (S[:p, :p] + S[:p, :p].T)
     c, d = S[:p, p], S[p, p]
     chol_A = np.linalg.cholesky(A)
-    beta = np.linalg.solve(A, c)
+    A_inv = np.linalg.inv(A)
+    beta = A_inv @ c
     r2 = float(d - c @ beta)
     n = stats.n_obs
     nu = n - p if reml else n
@@ -251,7 +374,27 @@ def evaluate_nested(stats: NestedStats, Ls: list[np.ndarray], reml: bool) -> Nes
         logdet_A=logdet_A,
         r2=r2,
         Ls=tuple(Ls),
+        A_inv=A_inv,
     )
+
+
+def evaluate_nested(stats: NestedStats, Ls: list[np.ndarray], reml: bool) -> NestedEvaluation:
+    """Profiled (RE)ML deviance (lme4's, with its constants) at the levels' factors ``Ls``.
+
+    Raises ``numpy.linalg.LinAlgError`` where ``X'V^-1X`` is not positive definite.
+    """
+    S, logdet_V, _ = _forward(stats, Ls)
+    return _top(stats, S, logdet_V, Ls, reml)
+
+
+def _r2_gradient(ev: NestedEvaluation, p: int) -> np.ndarray:
+    """d r2 / d [X y]'V^-1[X y] with ``r2 = d - c' A^-1 c`` (symmetric: half of d/dc on
+    each side)."""
+    G = np.empty((p + 1, p + 1))
+    G[:p, :p] = np.outer(ev.beta, ev.beta)
+    G[:p, p] = G[p, :p] = -ev.beta
+    G[p, p] = 1.0
+    return G
 
 
 def deviance_and_gradient(
@@ -259,74 +402,42 @@ def deviance_and_gradient(
 ) -> tuple[float, np.ndarray]:
     """The profiled deviance at ``theta`` and its analytic gradient in theta.
 
-    A reverse pass through the recursion of :func:`evaluate_nested`. For one absorption
-    ``S_out = C - B' P B`` with ``P = L M^-1 L'``, ``M = I + L' D L`` (``D``, ``B``, ``C``
-    the blocks of ``S_in``) and an upstream gradient ``G`` of ``S_out`` (plus the level's
-    ``log det M``), with ``H = B G B'`` and ``K = M^-1 L' H L M^-1``:
-    ``d/dL = 2 D L M^-1 - 2 H L M^-1 + 2 D L K``, ``d/dD = P + L K L'``,
-    ``d/dB = -2 P B G`` and ``d/dC = G``; a segment sum passes its gradient down to every
-    child. At the top, with ``r2 = d - c' A^-1 c``: ``d/dA = (nu / r2) beta beta'`` (plus
-    ``A^-1`` for REML), ``d/dc = -2 (nu / r2) beta``, ``d/dd = nu / r2``.
+    A reverse pass through the recursion of :func:`evaluate_nested` (see
+    :func:`_reverse`). At the top, with ``r2 = d - c' A^-1 c``: ``d/dA = (nu / r2) beta beta'``
+    (plus ``A^-1`` for REML), ``d/dc = -2 (nu / r2) beta``, ``d/dd = nu / r2``.
     """
     Ls = stats.split_theta(theta)
-    S = stats.cross
-    saved = []
-    logdet_V = 0.0
-    for L, ind in zip(Ls, stats._sum, strict=True):
-        q = L.shape[0]
-        D, B = S[:, :q, :q], S[:, :q, q:]
-        M = L.T @ D @ L
-        M[:, range(q), range(q)] += 1.0
-        chol = np.linalg.cholesky(M)
-        logdet_V += 2.0 * float(np.log(chol[:, range(q), range(q)]).sum())
-        Minv = np.linalg.inv(M)
-        LMinv = L @ Minv  # (J, q, q)
-        P = LMinv @ L.T
-        out = S[:, q:, q:] - np.swapaxes(B, 1, 2) @ P @ B
-        saved.append((D, B, Minv, LMinv, P))
-        J, k, _ = out.shape
-        S = (ind @ out.reshape(J, k * k)).reshape(-1, k, k)
-    S = S[0]
-    p, n = stats.p, stats.n_obs
-    nu = n - p if reml else n
-    A = 0.5 * (S[:p, :p] + S[:p, :p].T)
-    c, d = S[:p, p], S[p, p]
-    chol_A = np.linalg.cholesky(A)
-    Ainv = np.linalg.inv(A)
-    beta = Ainv @ c
-    r2 = float(d - c @ beta)
-    deviance = logdet_V + nu * (1.0 + _LOG_2PI + np.log(r2 / nu))
-    G = np.empty((p + 1, p + 1))
-    G[:p, :p] = (nu / r2) * np.outer(beta, beta)
-    G[:p, p] = G[p, :p] = -(nu / r2) * beta  # half of d/dc on each side
-    G[p, p] = nu / r2
+    S, logdet_V, saved = _forward(stats, Ls)
+    ev = _top(stats, S, logdet_V, Ls, reml)
+    p = stats.p
+    nu = stats.n_obs - p if reml else stats.n_obs
+    G = (nu / ev.r2) * _r2_gradient(ev, p)
     if reml:
-        deviance += 2.0 * float(np.log(np.diag(chol_A)).sum())
-        G[:p, :p] += Ainv
-    G = G[None]
-    grads: list[np.ndarray] = []
-    for L, ind, (D, B, Minv, LMinv, P) in zip(
-        reversed(Ls), reversed(stats._sum), reversed(saved), strict=True
-    ):
-        q = L.shape[0]
-        k = G.shape[-1]
-        G = (ind.T @ G.reshape(G.shape[0], k * k)).reshape(-1, k, k)  # to every child
-        H = B @ G @ np.swapaxes(B, 1, 2)
-        K = np.swapaxes(LMinv, 1, 2) @ H @ LMinv
-        DL = D @ L
-        grads.append((2.0 * (DL @ Minv - H @ LMinv + DL @ K)).sum(axis=0))
-        G_in = np.empty((G.shape[0], q + k, q + k))
-        G_in[:, :q, :q] = P + L @ K @ L.T
-        half = -(P @ B @ G)  # half of d/dB on each side
-        G_in[:, :q, q:] = half
-        G_in[:, q:, :q] = np.swapaxes(half, 1, 2)
-        G_in[:, q:, q:] = G
-        G = G_in
-    grads.reverse()
-    grad = np.concatenate(
-        [g[theta_indices(L.shape[0], f)] for g, L, f in zip(grads, Ls, stats.frees, strict=True)]
-    )
-    return float(deviance), grad
+        G[:p, :p] += ev.A_inv
+    grad = _reverse(stats, Ls, saved, G[None], np.array([True]))[0]
+    return ev.deviance, grad
+
+
+def variance_derivatives(
+    stats: NestedStats, theta: np.ndarray, reml: bool, contrasts: np.ndarray
+) -> tuple[NestedEvaluation, np.ndarray, np.ndarray]:
+    """Gradients in theta of ``r2`` and of ``l' A^-1 l`` for each row ``l`` of ``contrasts``.
+
+    What the Satterthwaite df need beyond the Hessian of the profiled deviance: all in one
+    reverse pass (``d (l'A^-1 l) / dA = -A^-1 l l' A^-1``). Returns ``(evaluation,
+    d_r2 (n_theta,), d_quad (n_contrasts, n_theta))``.
+    """
+    Ls = stats.split_theta(theta)
+    S, logdet_V, saved = _forward(stats, Ls)
+    ev = _top(stats, S, logdet_V, Ls, reml)
+    p = stats.p
+    contrasts = np.atleast_2d(np.asarray(contrasts, float))
+    G = np.zeros((1 + len(contrasts), p + 1, p + 1))
+    G[0] = _r2_gradient(ev, p)
+    w = contrasts @ ev.A_inv  # A^-1 l per contrast (A symmetric)
+    G[1:, :p, :p] = -w[:, :, None] * w[:, None, :]
+    out = _reverse(stats, Ls, saved, G, np.zeros(len(G), dtype=bool))
+    return ev, out[0], out[1:]
 
 
 @dataclass(frozen=True)
@@ -363,18 +474,13 @@ class NestedOptimum:
         return self.evaluation.sigma2 * np.linalg.inv(self.evaluation.A)
 
 
-def optimize_nested(stats: NestedStats, reml: bool = True, gtol: float = 1e-6) -> NestedOptimum:
-    """Minimize the profiled deviance over every level's relative covariance factor.
-
-    BFGS with the analytic gradient (:func:`deviance_and_gradient`) from ``L = I``, then
-    from a smaller and a larger scale until two starts agree; the best is kept. (The
-    two-level engine's Newton polish and Hessian checks are in
-    :func:`mlmwrap.model.nested_fit.verify_nested`, which passes a looser ``gtol``.)
-    """
-    counter = [0]
+def nested_objective(stats: NestedStats, reml: bool, counter: list[int] | None = None):
+    """``theta -> (deviance, gradient)`` for an optimizer: ``(inf, 0)`` where the deviance
+    cannot be evaluated; ``counter[0]`` counts the calls."""
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        counter[0] += 1
+        if counter is not None:
+            counter[0] += 1
         try:
             with np.errstate(all="ignore"):
                 dev, grad = deviance_and_gradient(stats, theta, reml)
@@ -384,27 +490,70 @@ def optimize_nested(stats: NestedStats, reml: bool = True, gtol: float = 1e-6) -
             return np.inf, np.zeros_like(theta)
         return dev, grad
 
+    return objective
+
+
+def _bfgs(objective, theta0: np.ndarray, gtol: float, stall: float) -> tuple[float, np.ndarray]:
+    """BFGS with the analytic gradient; with ``stall > 0`` it also stops once an iteration
+    gains less than ``stall`` relative (past that point the line searches only fight the
+    deviance's rounding, and a Newton polish finishes faster)."""
+    last, best = [np.inf], [None]
+
+    def callback(intermediate_result):
+        fun = float(intermediate_result.fun)
+        best[0] = (fun, np.array(intermediate_result.x))
+        if last[0] - fun < stall * max(1.0, abs(fun)):
+            raise StopIteration
+        last[0] = fun
+
+    res = sopt.minimize(
+        objective,
+        theta0,
+        jac=True,
+        method="BFGS",
+        callback=callback if stall > 0 else None,
+        options={"gtol": gtol, "maxiter": 2000},
+    )
+    if best[0] is not None and best[0][0] < res.fun:
+        return best[0]
+    return float(res.fun), res.x
+
+
+def optimize_nested(
+    stats: NestedStats, reml: bool = True, gtol: float = 1e-6, stall: float = 0.0
+) -> NestedOptimum:
+    """Minimize the profiled deviance over every level's relative covariance factor.
+
+    BFGS with the analytic gradient (:func:`deviance_and_gradient`) from ``L = I``, then
+    from a smaller and a larger scale until two starts agree; the best is kept. (The
+    Newton polish and the Hessian checks are in :func:`mlmwrap.model.nested_fit.verify_nested`,
+    which passes a looser ``gtol`` and a ``stall`` rule, see :func:`_bfgs`.)
+    """
+    counter = [0]
+    objective = nested_objective(stats, reml, counter)
     eye = stats.join_theta([np.eye(q) for q in stats.qs])
-    found = []
+    found: list[tuple[float, np.ndarray]] = []
     for scale in (1.0, 0.3, 3.0):
-        res = sopt.minimize(objective, scale * eye, jac=True, method="BFGS", options={"gtol": gtol})
-        if np.isfinite(res.fun):
-            found.append(res)
-        if len(found) >= 2 and abs(found[0].fun - found[1].fun) < 1e-6:
-            break  # two starts agree
-    best = min(found, key=lambda r: r.fun) if found else None
-    if best is None:
+        fun, x = _bfgs(objective, scale * eye, gtol, stall)
+        if np.isfinite(fun):
+            found.append((fun, x))
+        if len(found) >= 2:  # two starts that agree are enough
+            devs = sorted(f[0] for f in found)
+            if devs[1] - devs[0] < 1e-6 + (1e-9 * abs(devs[0]) if stall > 0 else 0.0):
+                break
+    if not found:
         raise np.linalg.LinAlgError("the deviance could not be evaluated at any start value")
+    best = min(found, key=lambda f: f[0])[1]
     # canonical sign: nonnegative diagonals (L L' does not change when a column flips)
-    Ls = [L * np.where(np.diag(L) < 0, -1.0, 1.0)[None, :] for L in stats.split_theta(best.x)]
+    Ls = [L * np.where(np.diag(L) < 0, -1.0, 1.0)[None, :] for L in stats.split_theta(best)]
     theta = stats.join_theta(Ls)
-    grad = objective(theta)[1]
+    fun, grad = objective(theta)
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
     return NestedOptimum(
         evaluation=evaluate_nested(stats, Ls, reml),
         theta=theta,
         reml=reml,
-        converged=bool(np.isfinite(best.fun) and gnorm < 1e-2),
+        converged=bool(np.isfinite(fun) and gnorm < 1e-2),
         gradient_norm=gnorm,
         n_evaluations=counter[0],
     )

@@ -31,8 +31,8 @@ from mlmwrap.model.engine import SINGULAR_TOL
 from mlmwrap.model.nested import (
     NestedOptimum,
     NestedStats,
-    deviance_and_gradient,
     evaluate_nested,
+    nested_objective,
     optimize_nested,
 )
 from mlmwrap.model.numdiff import hessian_from_gradient
@@ -53,52 +53,76 @@ class NestedFit(NestedOptimum):
         Per level: which random effects have a variance estimated as 0.
     messages
         Warnings for the user.
+    hessian
+        Hessian of the profiled deviance in theta at ``theta`` (central differences of the
+        analytic gradient), for the Satterthwaite df (:mod:`mlmwrap.analysis.nested_inference`).
     """
 
     singular: bool
     hessian_pd: bool | None
     zero_variances: tuple[np.ndarray, ...]
     messages: tuple[str, ...]
+    hessian: np.ndarray | None = None
 
 
-def _grad(stats: NestedStats, reml: bool):
-    def g(theta: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return deviance_and_gradient(stats, theta, reml)[1]
+def _hessian(objective, theta: np.ndarray) -> np.ndarray:
+    """Central differences of the analytic gradient: ``2 n_theta`` gradients."""
+    return hessian_from_gradient(lambda t: objective(t)[1], theta, rel=1e-5, order=2, floor=0.1)
 
-    return g
+
+def _polish(objective, theta: np.ndarray, counter: list[int]):
+    """Newton steps from the BFGS answer (the surface can be nearly flat along a slope
+    variance). The Hessian is reused while its steps keep improving the deviance (near the
+    optimum it hardly changes); a step that fails gets a fresh Hessian, and the Hessian
+    returned is always one computed at the final theta or within 1e-6 of it."""
+    dev, grad = objective(theta)
+    if not grad.size:
+        return dev, theta, grad, np.zeros((0, 0))
+    H, at = _hessian(objective, theta), theta
+    for _ in range(12):
+        if float(np.max(np.abs(grad))) < 1e-9:
+            break
+        try:
+            step = np.linalg.solve(H, grad)
+        except np.linalg.LinAlgError:
+            break
+        size = float(np.max(np.abs(step)))
+        if not np.isfinite(size) or size < 1e-10:
+            break
+        new_dev, new_grad = objective(theta - step)
+        # within rounding noise of the deviance when the gradient shrinks (as the two-level
+        # engine: with nearly collinear predictors the deviance is good to ~1e-10 relative)
+        noise = 1e-8 * max(1.0, abs(dev))
+        if not (new_dev <= dev + noise and np.max(np.abs(new_grad)) < np.max(np.abs(grad))):
+            if at is theta:
+                break  # a fresh Hessian's step failed: this is the optimum
+            H, at = _hessian(objective, theta), theta
+            continue
+        theta, dev, grad = theta - step, new_dev, new_grad
+        if size < 1e-7:
+            break
+    if float(np.max(np.abs(theta - at))) > 1e-6:
+        H = _hessian(objective, theta)
+    return dev, theta, grad, H
 
 
 def verify_nested(stats: NestedStats, reml: bool = True) -> NestedFit:
     """Optimize, polish and check the profiled (RE)ML deviance of a nested model."""
     # BFGS to a loose gradient, then Newton steps (as the two-level engine): past ~1e-4
     # BFGS's line searches fight the deviance's rounding and waste evaluations
-    opt = optimize_nested(stats, reml, gtol=1e-4)
-    theta, dev = opt.theta, opt.deviance
-    grad_fn = _grad(stats, reml)
-    n_eval = opt.n_evaluations
-    for _ in range(5):  # Newton polish
-        grad = grad_fn(theta)
-        if not grad.size or np.max(np.abs(grad)) < 1e-9:
-            break
-        H = hessian_from_gradient(grad_fn, theta)
-        n_eval += 4 * len(theta)
-        try:
-            step = np.linalg.solve(H, grad)
-        except np.linalg.LinAlgError:
-            break
-        trial = theta - step
-        try:
-            new_dev = deviance_and_gradient(stats, trial, reml)[0]
-        except np.linalg.LinAlgError:
-            break
-        if not np.isfinite(new_dev) or new_dev > dev:
-            break
-        theta, dev = trial, new_dev
-    Ls = [L * np.where(np.diag(L) < 0, -1.0, 1.0)[None, :] for L in stats.split_theta(theta)]
-    theta = stats.join_theta(Ls)
+    opt = optimize_nested(stats, reml, gtol=1e-4, stall=1e-9)
+    counter = [0]
+    objective = nested_objective(stats, reml, counter)
+    dev, theta, grad, H = _polish(objective, opt.theta, counter)
+    n_eval = opt.n_evaluations + counter[0]
+    # canonical sign: nonnegative diagonals; theta's entries (and the Hessian) flip with
+    # their column
+    Ls = stats.split_theta(theta)
+    flips = [np.where(np.diag(L) < 0, -1.0, 1.0) for L in Ls]
+    sign = stats.join_theta([np.ones_like(L) * f[None, :] for L, f in zip(Ls, flips, strict=True)])
+    Ls = [L * f[None, :] for L, f in zip(Ls, flips, strict=True)]
+    theta, grad, H = stats.join_theta(Ls), grad * sign, H * np.outer(sign, sign)
     evaluation = evaluate_nested(stats, Ls, reml)
-    grad = grad_fn(theta)
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
     # singular: a zero on the diagonal of L; a variance is 0 only when its row of L is
     # (otherwise a correlation is +-1)
@@ -109,7 +133,6 @@ def verify_nested(stats: NestedStats, reml: bool = True) -> NestedFit:
     if singular:
         converged = gnorm < 1e-3 or bool(opt.converged)
     else:
-        H = hessian_from_gradient(grad_fn, theta) if grad.size else np.eye(0)
         eigen = np.linalg.eigvalsh(H) if H.size else np.array([1.0])
         hessian_pd = bool(eigen.min() > 0)
         if hessian_pd:
@@ -138,4 +161,5 @@ def verify_nested(stats: NestedStats, reml: bool = True) -> NestedFit:
         n_evaluations=n_eval,
         zero_variances=zero,
         messages=tuple(messages),
+        hessian=H,
     )
