@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import DATA, REFERENCE
+from scipy import stats
 
 import mlmwrap
 from mlmwrap.api.nested_results import NestedResults
@@ -587,3 +588,19 @@ def test_variance_explained_against_a_reference(fits):
     assert table.loc["u00", "reduction"] == pytest.approx((tau - tau_pred) / tau)
     with pytest.raises(MLMError, match="different cluster columns"):
         fits["eg_growth_pred"].variance_explained(fits["chem97_null"])
+
+
+def test_z_tests_and_with_inference(fits, data, golden):
+    res = fits["eg_growth"]
+    z = mlmwrap.fit(GROWTH, data["egsingle"], cluster=["childid", "schoolid"], df="z")
+    assert "df" not in z.gamma.columns and "z" in z.gamma.columns
+    np.testing.assert_allclose(z.gamma["estimate"], res.gamma["estimate"], rtol=1e-8)
+    np.testing.assert_allclose(z.gamma["z"], res.gamma["t"], rtol=1e-8)
+    two_sided = 2 * stats.norm.sf(np.abs(z.gamma["z"]))
+    np.testing.assert_allclose(z.gamma["p"], two_sided, rtol=1e-10)
+    assert z.gamma.attrs["df_method"] == "z"
+    back = z.with_inference("satterthwaite")
+    np.testing.assert_allclose(back.gamma["df"], res.gamma["df"], rtol=1e-6)
+    assert "z-ratio" in z.summary() and "z" in z.fixed_table().columns
+    with pytest.raises(MLMError, match="three-level"):
+        mlmwrap.fit(GROWTH, data["egsingle"], cluster=["childid", "schoolid"], df="hlm")

@@ -134,10 +134,10 @@ def fit(
     spec = parse_model(equations) if isinstance(equations, str) else equations
     clusters = [cluster] if isinstance(cluster, str) else cluster
     if isinstance(spec, NestedSpec):
-        if df != "satterthwaite":
+        if df not in ("satterthwaite", "z"):
             raise MLMError(
                 f"df={df!r} is not available for three-level models yet",
-                hint='use df="satterthwaite" (lmerTest\'s)',
+                hint='use df="satterthwaite" (lmerTest\'s) or df="z"',
             )
         if not isinstance(clusters, list | tuple) or len(clusters) != spec.n_levels - 1:
             raise MLMError(
@@ -153,7 +153,7 @@ def fit(
                 "lazy frames and files are not available for three-level models yet",
                 hint="collect the data into a pandas DataFrame first",
             )
-        return fit_nested(spec, data, clusters, reml=reml)
+        return fit_nested(spec, data, clusters, reml=reml, df=df)
     if isinstance(clusters, list | tuple) and len(clusters) >= 2:
         raise SpecificationError(
             f"the equations describe a two-level model, so cluster is one column, not "

@@ -23,8 +23,10 @@ def fit_nested(
     clusters: list[str],
     reml: bool = True,
     stacklevel: int = 3,
+    df: str = "satterthwaite",
 ) -> NestedResults:
-    """Fit a nested model (see :func:`mlmwrap.fit`); warnings as for two levels."""
+    """Fit a nested model (see :func:`mlmwrap.fit`); warnings as for two levels. ``df``:
+    ``"satterthwaite"`` or ``"z"``."""
     start = time.perf_counter()
     design = build_nested_design(spec, data, clusters)
     stats = NestedStats.from_arrays(design.X, design.Zs, design.y, design.codes, design.frees)
@@ -55,6 +57,7 @@ def fit_nested(
         seconds=time.perf_counter() - start,
         messages=tuple(messages),
         data=data,
+        df_method=df,
     )
     for m in messages:
         category = BoundaryWarning if m.startswith("boundary") else ConvergenceWarning

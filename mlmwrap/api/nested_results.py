@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sstats
 
+from mlmwrap.analysis.inference import resolve_method
 from mlmwrap.analysis.nested_inference import nested_satterthwaite
 from mlmwrap.errors import MLMError
 from mlmwrap.language.nested_spec import NestedFormulas, NestedSpec
@@ -43,6 +44,7 @@ class NestedResults:
         seconds: float = 0.0,
         messages: tuple[str, ...] = (),
         data: pd.DataFrame | None = None,
+        df_method: str = "satterthwaite",
     ) -> None:
         self.spec = spec
         self.data = data  # the caller's DataFrame (not copied), for refits
@@ -51,6 +53,12 @@ class NestedResults:
         self.optimum = fit
         self.seconds = seconds
         self.messages = messages
+        if df_method not in ("satterthwaite", "z"):
+            raise MLMError(
+                f"df={df_method!r} is not available for three-level models yet",
+                expected='"satterthwaite" or "z"',
+            )
+        self.df_method = df_method
 
     # -- model-level numbers ----------------------------------------------------------
     @property
@@ -152,28 +160,52 @@ class NestedResults:
 
     @cached_property
     def df(self) -> np.ndarray:
+        """The gammas' degrees of freedom: Satterthwaite's (lmerTest's), or infinite for
+        ``df="z"``."""
+        if self.df_method == "z":
+            return np.full(self.stats.p, np.inf)
         return nested_satterthwaite(self.stats, self.optimum)
 
     @cached_property
     def gamma(self) -> pd.DataFrame:
-        """estimate, se (model-based, lme4's), df (Satterthwaite), t, p, 95% CI."""
+        """estimate, se (model-based, lme4's), df (Satterthwaite), t, p, 95% CI; for
+        ``df="z"`` the column ``t`` is ``z`` and there is no ``df``."""
         est = self.optimum.beta
         se = np.sqrt(np.diag(self.optimum.cov_beta))
         df = self.df
         t = est / se
         p = 2 * sstats.t.sf(np.abs(t), df)
         q = sstats.t.ppf(0.975, df)
-        return pd.DataFrame(
+        z = self.df_method == "z"
+        out = pd.DataFrame(
             {
                 "estimate": est,
                 "se": se,
                 "df": df,
-                "t": t,
+                "z" if z else "t": t,
                 "p": p,
                 "ci_low": est - q * se,
                 "ci_high": est + q * se,
             },
             index=pd.Index(self.design.fixed_labels, name="gamma"),
+        )
+        if z:
+            out = out.drop(columns="df")
+        out.attrs["df_method"] = self.df_method
+        return out
+
+    def with_inference(self, df: str = "satterthwaite") -> NestedResults:
+        """The same fit with its gammas tested another way (no refit): ``"satterthwaite"``
+        or ``"z"``."""
+        return NestedResults(
+            self.spec,
+            self.design,
+            self.stats,
+            self.optimum,
+            seconds=self.seconds,
+            messages=self.messages,
+            data=self.data,
+            df_method=resolve_method(df),
         )
 
     def variance_partition(self) -> pd.Series:
@@ -374,6 +406,7 @@ class NestedResults:
             data,
             cluster=list(self.clusters),
             reml=self.reml if reml is None else reml,
+            df=self.df_method,
         )
 
     def compare(
@@ -416,9 +449,12 @@ class NestedResults:
     def fixed_table(self, digits: int = 3) -> pd.DataFrame:
         """The gammas as a table: coefficient, SE, t, df, p (rounded)."""
         g = self.gamma
-        return pd.DataFrame(
-            {"Coefficient": g.estimate, "SE": g.se, "t": g.t, "df": g.df, "p": g.p}
-        ).round(digits)
+        stat = "z" if "z" in g.columns else "t"
+        cols = {"Coefficient": g.estimate, "SE": g.se, stat: g[stat]}
+        if "df" in g.columns:
+            cols["df"] = g.df
+        cols["p"] = g.p
+        return pd.DataFrame(cols).round(digits)
 
     def variance_table(self, digits: int = 4) -> pd.DataFrame:
         """Variance components of every level: level, variance, SD."""

@@ -44,15 +44,17 @@ def three_level_summary(res: NestedResults) -> str:
         lines.append(f"  {res.design.rows_dropped} rows with missing values dropped")
     lines += ["", "Final estimation of fixed effects"]
     g = res.gamma
+    stat = "z" if "z" in g.columns else "t"
     header = (
-        f"{'Fixed effect':<16}{'Coefficient':>12}{'Std. error':>12}{'t-ratio':>10}"
+        f"{'Fixed effect':<16}{'Coefficient':>12}{'Std. error':>12}{stat + '-ratio':>10}"
         f"{'approx. d.f.':>14}{'p-value':>10}"
     )
     lines += [header, "-" * len(header)]
     for label, row in g.iterrows():
+        df = f"{row.df:>14.1f}" if "df" in g.columns else f"{'inf':>14}"
         lines.append(
-            f"{label:<16}{row.estimate:>12.6f}{row.se:>12.6f}{row.t:>10.3f}"
-            f"{row.df:>14.1f}{_p(row.p):>10}"
+            f"{label:<16}{row.estimate:>12.6f}{row.se:>12.6f}{row[stat]:>10.3f}"
+            f"{df}{_p(row.p):>10}"
         )
     lines += ["", "Final estimation of variance components"]
     header = f"{'Random effect':<16}{'Level':<14}{'Std. dev.':>12}{'Variance':>14}"
