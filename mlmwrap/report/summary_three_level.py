@@ -53,8 +53,7 @@ def three_level_summary(res: NestedResults) -> str:
     for label, row in g.iterrows():
         df = f"{row.df:>14.1f}" if "df" in g.columns else f"{'inf':>14}"
         lines.append(
-            f"{label:<16}{row.estimate:>12.6f}{row.se:>12.6f}{row[stat]:>10.3f}"
-            f"{df}{_p(row.p):>10}"
+            f"{label:<16}{row.estimate:>12.6f}{row.se:>12.6f}{row[stat]:>10.3f}{df}{_p(row.p):>10}"
         )
     lines += ["", "Final estimation of variance components"]
     header = f"{'Random effect':<16}{'Level':<14}{'Std. dev.':>12}{'Variance':>14}"
