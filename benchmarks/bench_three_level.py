@@ -1,17 +1,29 @@
-"""Time mlmwrap's three-level fits against lme4.
+"""Time mlmwrap's three-level fits against lme4 and lmerTest, in the same run.
 
-The reference models of tests/reference/issue9_three_level.json (lme4's median time of 5
-fits is stored there as ``lme4_seconds``; ``--rerun-lme4`` times lme4 again in this run with
-Rscript), and a simulated model of 1,000,000 rows in 50,000 level-2 units in 1,000 level-3
-units (random intercept and slope at level 2, random intercept at level 3).
+The reference models of tests/reference/issue9_three_level.json (Chem97, egsingle). Each
+side runs in its own process and fits one model on request: R (benchmarks/three_level_lme4.R:
+``lme4::lmer``, and ``lmerTest::lmer`` + ``summary(ddf = "Satterthwaite")``) and mlmwrap
+(``fit(...).gamma`` with ``df="z"`` and with the default Satterthwaite df). For every model
+the sides take turns, round after round, so that the load of a shared machine falls on all
+of them alike; the table shows medians over the rounds, the ratios mlmwrap / R, and the
+deviance difference mlmwrap - lme4 (each side's own fit in this run).
 
-    python benchmarks/bench_three_level.py [--large] [--rerun-lme4]
+``--baseline PATH`` adds a second mlmwrap column from another checkout (for instance
+``git worktree add /tmp/main-ref main``), timed in the same rounds: before and after.
+
+``--large``: a simulated model of 1,000,000 rows in 50,000 level-2 units in 1,000 level-3
+units (random intercept and slope at level 2, random intercept at level 3), against lme4 in
+the same run (``--skip-lme4-large`` leaves lme4 out: it takes minutes).
+
+    python benchmarks/bench_three_level.py [--rounds 5] [--models eg_growth,...]
+        [--baseline /tmp/main-ref] [--large] [--skip-lme4-large]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,44 +32,143 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from test_three_level import MODELS  # noqa: E402
-
-import mlmwrap  # noqa: E402
+GOLDEN = ROOT / "tests/reference/issue9_three_level.json"
+DATA = ROOT / "tests/data"
 
 
-def _median_time(fn, runs: int = 5) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+# -- one side per process ------------------------------------------------------------------
+def worker(root: Path) -> None:
+    """Serve fits of mlmwrap from ``root``: reads ``key method`` lines, prints
+    ``seconds deviance`` (``nan nan`` when that checkout cannot fit it)."""
+    sys.path.insert(0, str(root))
+    sys.path.insert(0, str(ROOT / "tests"))
+    import pandas as pd
+    from test_three_level import MODELS  # this checkout's equations, for both sides
 
+    import mlmwrap
 
-def reference() -> None:
-    golden = json.loads((ROOT / "tests/reference/issue9_three_level.json").read_text())["models"]
-    data = {n: pd.read_csv(ROOT / f"tests/data/{n}.csv.gz") for n in ("chem97", "egsingle")}
-    print(f"{'model':<28}{'mlmwrap s':>10}{'lme4 s':>10}{'ratio':>8}")
-    for key, (name, eqs, clusters, _) in MODELS.items():
-        reml = golden[key]["reml"]
-
-        def run(eqs=eqs, name=name, clusters=clusters, reml=reml):
+    assert Path(mlmwrap.__file__).resolve().is_relative_to(root.resolve()), mlmwrap.__file__
+    golden = json.loads(GOLDEN.read_text())["models"]
+    data = {n: pd.read_csv(DATA / f"{n}.csv.gz") for n in ("chem97", "egsingle")}
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "quit":
+            break
+        key, method = line.split()
+        name, eqs, clusters, _ = MODELS[key]
+        try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return mlmwrap.fit(eqs, data[name], cluster=clusters, reml=reml).gamma
+                t = time.perf_counter()
+                extra = {} if method == "satterthwaite" else {"df": method}
+                res = mlmwrap.fit(
+                    eqs, data[name], cluster=clusters, reml=golden[key]["reml"], **extra
+                )
+                _ = res.gamma  # the table with its tests (Satterthwaite df or z)
+                seconds = time.perf_counter() - t
+            print(seconds, repr(res.deviance), flush=True)
+        except Exception:  # an older checkout without df="z" for three levels
+            print("nan nan", flush=True)
 
-        ours = _median_time(run)
-        theirs = golden[key]["lme4_seconds"]
-        print(f"{key:<28}{ours:>10.3f}{theirs:>10.3f}{ours / theirs:>8.2f}")
+
+class _Server:
+    def __init__(self, cmd: list[str], env: dict | None = None, ready: bool = True):
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        if ready:
+            assert self.proc.stdout.readline().strip() == "ready"
+
+    def ask(self, line: str) -> list[str]:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().split()
+
+    def close(self) -> None:
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.flush()
+        self.proc.wait()
 
 
-def large(rerun_lme4: bool) -> None:
+def _python_server(root: Path) -> _Server:
+    env = dict(os.environ, PYTHONPATH=str(root))
+    return _Server([sys.executable, __file__, "--worker", str(root)], env=env)
+
+
+def reference(rounds: int, keys: list[str], baseline: Path | None) -> None:
+    r = _Server(
+        ["Rscript", str(ROOT / "benchmarks/three_level_lme4.R"), str(GOLDEN), str(DATA)],
+        ready=False,
+    )
+    ours = _python_server(ROOT)
+    before = _python_server(baseline) if baseline else None
+    rows = []
+    for key in keys:
+        times: dict[str, list[float]] = {}
+        devs: dict[str, float] = {}
+        for rnd in range(rounds + 1):  # round 0 warms every side up
+            _, t_lme4, t_lmertest, dev_lme4 = r.ask(key)
+            sample = {"lme4": float(t_lme4), "lmerTest": float(t_lmertest)}
+            devs["lme4"] = float(dev_lme4)
+            for method in ("z", "satterthwaite"):
+                t, dev = ours.ask(f"{key} {method}")
+                sample[f"ours_{method}"] = float(t)
+                devs[f"ours_{method}"] = float(dev)
+                if before is not None:
+                    t, dev = before.ask(f"{key} {method}")
+                    sample[f"before_{method}"] = float(t)
+                    devs[f"before_{method}"] = float(dev)
+            if rnd:
+                for k, v in sample.items():
+                    times.setdefault(k, []).append(v)
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        rows.append((key, med, devs))
+        _print_row(key, med, devs, baseline is not None)
+    r.close()
+    ours.close()
+    if before is not None:
+        before.close()
+    worst_z = max(m["ours_z"] / m["lme4"] for _, m, _ in rows)
+    worst_s = max(m["ours_satterthwaite"] / m["lmerTest"] for _, m, _ in rows)
+    print(f"worst ratio: z / lme4 {worst_z:.2f}, Satterthwaite / lmerTest {worst_s:.2f}")
+
+
+_HEADER_PRINTED = [False]
+
+
+def _print_row(key: str, m: dict, devs: dict, with_before: bool) -> None:
+    cols = [
+        ("lme4 s", m["lme4"]),
+        ("z s", m["ours_z"]),
+        ("z/lme4", m["ours_z"] / m["lme4"]),
+        ("lmerTest s", m["lmerTest"]),
+        ("Satt s", m["ours_satterthwaite"]),
+        ("Satt/lmerT", m["ours_satterthwaite"] / m["lmerTest"]),
+    ]
+    if with_before:
+        cols += [
+            ("before z", m["before_z"]),
+            ("before Satt", m["before_satterthwaite"]),
+            ("before/lmerT", m["before_satterthwaite"] / m["lmerTest"]),
+        ]
+    cols.append(("dev - lme4", devs["ours_satterthwaite"] - devs["lme4"]))
+    if not _HEADER_PRINTED[0]:
+        print(f"{'model':<26}" + "".join(f"{name:>13}" for name, _ in cols))
+        _HEADER_PRINTED[0] = True
+    cells = []
+    for name, v in cols:
+        cells.append(f"{v:>13.1e}" if name.startswith("dev") else f"{v:>13.3f}")
+    print(f"{key:<26}" + "".join(cells), flush=True)
+
+
+# -- 1,000,000 rows ----------------------------------------------------------------------------
+def large(skip_lme4: bool) -> None:
+    import pandas as pd
+
+    import mlmwrap
+
     rng = np.random.default_rng(2026)
     n3, n2, n = 1_000, 50_000, 1_000_000
     unit3 = rng.integers(0, n3, n2)
@@ -73,30 +184,53 @@ def large(rerun_lme4: bool) -> None:
     )
     df = pd.DataFrame({"y": y, "x": x, "c": unit2, "s": unit3[unit2]})
     eqs = "y = p0 + p1*x + e\np0 = b00 + r0\np1 = b10 + r1\nb00 = g000 + u00\nb10 = g100"
-    t = time.perf_counter()
-    res = mlmwrap.fit(eqs, df, cluster=["c", "s"])
-    ours = time.perf_counter() - t
+    out = {}
+    for method in ("z", "satterthwaite"):
+        t = time.perf_counter()
+        res = mlmwrap.fit(eqs, df, cluster=["c", "s"], df=method)
+        _ = res.gamma
+        out[method] = (time.perf_counter() - t, res.deviance)
     print(
-        f"1,000,000 rows / 50,000 / 1,000 units: mlmwrap {ours:.2f} s, deviance {res.deviance:.4f}"
+        f"1,000,000 rows / 50,000 / 1,000 units: mlmwrap z {out['z'][0]:.2f} s, "
+        f"Satterthwaite {out['satterthwaite'][0]:.2f} s, deviance {out['z'][1]:.4f}"
     )
-    if rerun_lme4:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "big.csv"
-            df.to_csv(path, index=False)
-            script = (
-                f"suppressMessages(library(lme4)); d <- read.csv('{path}');"
-                "t <- system.time(m <- lmer(y ~ x + (1 + x | s:c) + (1 | s), d))[['elapsed']];"
-                "cat(t, deviance(m, REML = TRUE), '\\n')"
-            )
-            out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True)
-            print("lme4:", out.stdout.strip(), out.stderr.strip()[-200:])
+    if skip_lme4:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.csv"
+        df.to_csv(path, index=False)
+        script = (
+            f"suppressMessages(library(lme4)); d <- read.csv('{path}');"
+            "t <- system.time(m <- lmer(y ~ x + (1 + x | s:c) + (1 | s), d))[['elapsed']];"
+            "cat(t, sprintf('%.6f', deviance(m, REML = TRUE)), '\\n')"
+        )
+        res_r = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True)
+    t_r, dev_r = (float(v) for v in res_r.stdout.split()[:2])
+    print(
+        f"lme4 {t_r:.2f} s, deviance {dev_r:.4f}: mlmwrap z / lme4 {out['z'][0] / t_r:.3f}, "
+        f"Satterthwaite / lme4 {out['satterthwaite'][0] / t_r:.3f}, "
+        f"deviance difference {out['z'][1] - dev_r:+.1e}"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--models", default="", help="comma-separated keys (default: all)")
+    parser.add_argument("--baseline", type=Path, default=None)
     parser.add_argument("--large", action="store_true")
-    parser.add_argument("--rerun-lme4", action="store_true")
+    parser.add_argument("--skip-lme4-large", action="store_true")
+    parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    reference()
+    if args.worker is not None:
+        worker(args.worker)
+        sys.exit()
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_three_level import MODELS
+
+    keys = args.models.split(",") if args.models else list(MODELS)
+    if not args.no_reference:
+        reference(args.rounds, keys, args.baseline)
     if args.large:
-        large(args.rerun_lme4)
+        large(args.skip_lme4_large)
