@@ -20,6 +20,7 @@ from mlmwrap.model.nested import (
     deviance_and_gradient,
     evaluate_nested,
     optimize_nested,
+    variance_derivatives,
 )
 
 
@@ -198,3 +199,100 @@ def test_units_that_are_not_nested_are_refused():
     level3 = np.array([0, 1, 1, 1])  # unit 0 of level 2 has rows in two level-3 units
     with pytest.raises(ValueError, match="not nested"):
         NestedStats.from_arrays(ones, [ones, ones], np.arange(4.0), [level2, level3])
+
+
+def _toy_stats(seed: int = 3):
+    """A small three-level model with a random slope at level 2 and a diagonal level-3 tau."""
+    rng = np.random.default_rng(seed)
+    c3 = np.repeat(np.arange(12), 40)
+    c2 = np.repeat(np.arange(96), 5)
+    n = len(c2)
+    x = rng.normal(size=n)
+    X = np.column_stack([np.ones(n), x, rng.normal(size=n)])
+    y = (
+        X @ [1.0, 0.5, -0.3]
+        + rng.normal(size=96)[c2]
+        + 0.4 * rng.normal(size=96)[c2] * x
+        + 0.8 * rng.normal(size=12)[c3]
+        + rng.normal(size=n)
+    )
+    frees = [None, block_pattern([[0], [1]], 2)]
+    return NestedStats.from_arrays(X, [X[:, :2], X[:, :2]], y, [c2, c3], frees=frees)
+
+
+def test_variance_derivatives_match_central_differences():
+    stats = _toy_stats()
+    theta = np.array([0.9, 0.1, 0.35, 0.7, 0.2])
+    contrasts = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    ev, d_r2, d_quad = variance_derivatives(stats, theta, True, contrasts)
+
+    def pieces(t):
+        e = evaluate_nested(stats, stats.split_theta(t), True)
+        A_inv = np.linalg.inv(e.A)
+        return np.concatenate([[e.r2], np.einsum("ki,ij,kj->k", contrasts, A_inv, contrasts)])
+
+    h = 1e-6
+    numeric = np.column_stack(
+        [(pieces(theta + h * e) - pieces(theta - h * e)) / (2 * h) for e in np.eye(len(theta))]
+    )
+    np.testing.assert_allclose(d_r2, numeric[0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(d_quad, numeric[1:], rtol=1e-5, atol=1e-10)
+    assert ev.r2 == pytest.approx(pieces(theta)[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_satterthwaite_hessian_is_the_numeric_one(reml):
+    """The Hessian in (theta, sigma) from the fit's profiled Hessian (no new evaluations)
+    equals central differences of the unprofiled deviance, and so do the df."""
+    from mlmwrap.analysis.nested_inference import (
+        nested_satterthwaite,
+        unprofiled_nested_deviance,
+        unprofiled_nested_hessian,
+    )
+    from mlmwrap.model.nested_fit import verify_nested
+    from mlmwrap.model.numdiff import numeric_hessian, numeric_jacobian
+
+    stats = _toy_stats()
+    fit = verify_nested(stats, reml=reml)
+    assert fit.converged and fit.hessian.shape == (5, 5)
+    varpar = np.append(fit.theta, np.sqrt(fit.sigma2))
+    _, d_r2, _ = variance_derivatives(stats, fit.theta, reml, np.eye(stats.p))
+    analytic = unprofiled_nested_hessian(stats, fit, d_r2)
+    numeric = numeric_hessian(lambda v: unprofiled_nested_deviance(stats, v, reml), varpar)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-4, atol=1e-3)
+    # the df as the numeric route gives them (lmerTest's recipe)
+    a_var = 2.0 * np.linalg.inv(numeric)
+
+    def cov_beta(v):
+        A = evaluate_nested(stats, stats.split_theta(v[:-1]), reml).A
+        return v[-1] ** 2 * np.linalg.inv(A)
+
+    jac = numeric_jacobian(cov_beta, varpar).reshape(stats.p, stats.p, len(varpar))
+    C = fit.cov_beta
+    g = np.einsum("iiv->iv", jac)
+    want = 2 * np.diag(C) ** 2 / np.einsum("kv,vw,kw->k", g, a_var, g)
+    np.testing.assert_allclose(nested_satterthwaite(stats, fit), want, rtol=1e-4)
+
+
+def test_unit_numbering_does_not_matter():
+    """The engine sorts units so that siblings are contiguous: any numbering of the units
+    (and any order of the rows) gives the same deviance and gradient."""
+    rng = np.random.default_rng(11)
+    c4 = np.repeat(np.arange(3), 60)  # a four-level model: 3 x 4 x 3 units
+    c3 = np.repeat(np.arange(12), 15)
+    c2 = np.repeat(np.arange(36), 5)
+    n = len(c2)
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = X @ [1.0, 0.5] + rng.normal(size=36)[c2] + rng.normal(size=12)[c3] + rng.normal(size=n)
+    Zs = [X, X[:, :1], X[:, :1]]
+    base = NestedStats.from_arrays(X, Zs, y, [c2, c3, c4])
+    theta = np.array([0.8, 0.2, 0.4, 0.6, 0.5])
+    want = deviance_and_gradient(base, theta, True)
+    rows = rng.permutation(n)
+    relabel = [rng.permutation(c.max() + 1)[c] for c in (c2, c3, c4)]
+    shuffled = NestedStats.from_arrays(
+        X[rows], [Z[rows] for Z in Zs], y[rows], [c[rows] for c in relabel]
+    )
+    got = deviance_and_gradient(shuffled, theta, True)
+    assert got[0] == pytest.approx(want[0], rel=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-9)

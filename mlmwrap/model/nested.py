@@ -63,6 +63,9 @@ __all__ = [
     "deviance_and_gradient",
     "optimize_nested",
     "variance_derivatives",
+    "nested_objective",
+    "search_starts",
+    "canonical_signs",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -275,7 +278,7 @@ def _forward(stats: NestedStats, Ls: list[np.ndarray]):
             saved.append(None)
             S = rest
             continue
-        T = np.tensordot(L.T, S_in[:q], axes=1)  # L' S[:q], (q, k, J)
+        T = np.einsum("ba,bcj->acj", L, S_in[:q])  # L' S[:q], (q, k, J)
         M = np.einsum("abj,bc->acj", T[:, :q], L)
         M[range(q), range(q)] += 1.0
         chol = cholesky(M)
@@ -325,7 +328,7 @@ def _reverse(
         eye = np.broadcast_to(np.eye(q)[:, :, None], (q, q, J))
         C_inv = solve_lower(chol, eye)
         M_inv = np.einsum("baj,bcj->acj", C_inv, C_inv)
-        Y = np.tensordot(L, M_inv, axes=1)  # L M^-1
+        Y = np.einsum("ab,bcj->acj", L, M_inv)  # L M^-1
         P = np.einsum("acj,dc->adj", Y, L)  # L M^-1 L'
         E = -np.einsum("abj,bcj->acj", D, P)
         E[range(q), range(q)] += 1.0  # I - D P
@@ -493,10 +496,11 @@ def nested_objective(stats: NestedStats, reml: bool, counter: list[int] | None =
     return objective
 
 
-def _bfgs(objective, theta0: np.ndarray, gtol: float, stall: float) -> tuple[float, np.ndarray]:
+def _bfgs(objective, theta0: np.ndarray, gtol: float, stall: float):
     """BFGS with the analytic gradient; with ``stall > 0`` it also stops once an iteration
     gains less than ``stall`` relative (past that point the line searches only fight the
-    deviance's rounding, and a Newton polish finishes faster)."""
+    deviance's rounding, and a Newton polish finishes faster). Returns ``(deviance, theta,
+    BFGS's inverse Hessian)``."""
     last, best = [np.inf], [None]
 
     def callback(intermediate_result):
@@ -514,9 +518,46 @@ def _bfgs(objective, theta0: np.ndarray, gtol: float, stall: float) -> tuple[flo
         callback=callback if stall > 0 else None,
         options={"gtol": gtol, "maxiter": 2000},
     )
+    hess_inv = np.asarray(res.hess_inv) if getattr(res, "hess_inv", None) is not None else None
     if best[0] is not None and best[0][0] < res.fun:
-        return best[0]
-    return float(res.fun), res.x
+        return (*best[0], hess_inv)
+    return float(res.fun), res.x, hess_inv
+
+
+def canonical_signs(stats: NestedStats, theta: np.ndarray) -> np.ndarray:
+    """The sign (+-1) of each entry of theta that makes every diagonal of every ``L``
+    nonnegative: ``L L'`` does not change when a column of ``L`` flips, and theta's
+    entries (and a Hessian in theta) flip with their column."""
+    Ls = stats.split_theta(theta)
+    flips = [np.ones_like(L) * np.where(np.diag(L) < 0, -1.0, 1.0)[None, :] for L in Ls]
+    return stats.join_theta(flips)
+
+
+def search_starts(
+    stats: NestedStats, objective, gtol: float = 1e-6, stall: float = 0.0
+) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """BFGS from ``L = I``, then from a smaller and a larger scale until two starts agree.
+
+    Returns the best ``(deviance, theta, inverse Hessian)``, theta with nonnegative
+    diagonals (:func:`canonical_signs`).
+    """
+    eye = stats.join_theta([np.eye(q) for q in stats.qs])
+    found: list[tuple[float, np.ndarray, np.ndarray | None]] = []
+    for scale in (1.0, 0.3, 3.0):
+        fun, x, hess_inv = _bfgs(objective, scale * eye, gtol, stall)
+        if np.isfinite(fun):
+            found.append((fun, x, hess_inv))
+        if len(found) >= 2:  # two starts that agree are enough
+            devs = sorted(f[0] for f in found)
+            if devs[1] - devs[0] < 1e-6 + (1e-9 * abs(devs[0]) if stall > 0 else 0.0):
+                break
+    if not found:
+        raise np.linalg.LinAlgError("the deviance could not be evaluated at any start value")
+    fun, theta, hess_inv = min(found, key=lambda f: f[0])
+    sign = canonical_signs(stats, theta)
+    if hess_inv is not None:
+        hess_inv = hess_inv * np.outer(sign, sign)
+    return fun, theta * sign, hess_inv
 
 
 def optimize_nested(
@@ -524,33 +565,18 @@ def optimize_nested(
 ) -> NestedOptimum:
     """Minimize the profiled deviance over every level's relative covariance factor.
 
-    BFGS with the analytic gradient (:func:`deviance_and_gradient`) from ``L = I``, then
-    from a smaller and a larger scale until two starts agree; the best is kept. (The
-    Newton polish and the Hessian checks are in :func:`mlmwrap.model.nested_fit.verify_nested`,
-    which passes a looser ``gtol`` and a ``stall`` rule, see :func:`_bfgs`.)
+    BFGS with the analytic gradient (:func:`deviance_and_gradient`) from several starts
+    (:func:`search_starts`); the best is kept. (The Newton polish and the Hessian checks
+    are in :func:`mlmwrap.model.nested_fit.verify_nested`, which uses a looser ``gtol`` and
+    a ``stall`` rule, see :func:`_bfgs`.)
     """
     counter = [0]
     objective = nested_objective(stats, reml, counter)
-    eye = stats.join_theta([np.eye(q) for q in stats.qs])
-    found: list[tuple[float, np.ndarray]] = []
-    for scale in (1.0, 0.3, 3.0):
-        fun, x = _bfgs(objective, scale * eye, gtol, stall)
-        if np.isfinite(fun):
-            found.append((fun, x))
-        if len(found) >= 2:  # two starts that agree are enough
-            devs = sorted(f[0] for f in found)
-            if devs[1] - devs[0] < 1e-6 + (1e-9 * abs(devs[0]) if stall > 0 else 0.0):
-                break
-    if not found:
-        raise np.linalg.LinAlgError("the deviance could not be evaluated at any start value")
-    best = min(found, key=lambda f: f[0])[1]
-    # canonical sign: nonnegative diagonals (L L' does not change when a column flips)
-    Ls = [L * np.where(np.diag(L) < 0, -1.0, 1.0)[None, :] for L in stats.split_theta(best)]
-    theta = stats.join_theta(Ls)
+    _, theta, _ = search_starts(stats, objective, gtol, stall)
     fun, grad = objective(theta)
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
     return NestedOptimum(
-        evaluation=evaluate_nested(stats, Ls, reml),
+        evaluation=evaluate_nested(stats, stats.split_theta(theta), reml),
         theta=theta,
         reml=reml,
         converged=bool(np.isfinite(fun) and gnorm < 1e-2),

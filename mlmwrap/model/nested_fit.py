@@ -1,6 +1,6 @@
 """A verified optimum of a nested model: several starts, Newton polish, gradient and Hessian.
 
-:func:`mlmwrap.model.nested.optimize_nested` finds the optimum from several starts; here it
+:func:`mlmwrap.model.nested.search_starts` finds the optimum from several starts; here it
 is polished with Newton steps on a finite-difference Hessian of the analytic gradient
 (:func:`mlmwrap.model.numdiff.hessian_from_gradient`) and checked as the two-level engine
 checks its own: the Newton step the gradient implies must be negligible where the Hessian is
@@ -31,9 +31,10 @@ from mlmwrap.model.engine import SINGULAR_TOL
 from mlmwrap.model.nested import (
     NestedOptimum,
     NestedStats,
+    canonical_signs,
     evaluate_nested,
     nested_objective,
-    optimize_nested,
+    search_starts,
 )
 from mlmwrap.model.numdiff import hessian_from_gradient
 
@@ -70,14 +71,38 @@ def _hessian(objective, theta: np.ndarray) -> np.ndarray:
     return hessian_from_gradient(lambda t: objective(t)[1], theta, rel=1e-5, order=2, floor=0.1)
 
 
-def _polish(objective, theta: np.ndarray, counter: list[int]):
+def _accept(dev, grad, new_dev, new_grad) -> bool:
+    """A step is kept when the deviance does not rise beyond its rounding noise and the
+    gradient shrinks (as the two-level engine: with nearly collinear predictors the deviance
+    is good to ~1e-10 relative, while the analytic gradient still points the right way)."""
+    noise = 1e-8 * max(1.0, abs(dev))
+    return bool(new_dev <= dev + noise and np.max(np.abs(new_grad)) < np.max(np.abs(grad)))
+
+
+def _polish(objective, theta: np.ndarray, hess_inv: np.ndarray | None):
     """Newton steps from the BFGS answer (the surface can be nearly flat along a slope
-    variance). The Hessian is reused while its steps keep improving the deviance (near the
-    optimum it hardly changes); a step that fails gets a fresh Hessian, and the Hessian
-    returned is always one computed at the final theta or within 1e-6 of it."""
+    variance).
+
+    First quasi-Newton steps with BFGS's own inverse Hessian (one gradient each), then
+    Newton steps with a finite-difference Hessian, reused while its steps keep improving
+    the deviance (near the optimum it hardly changes); a failed step gets a fresh one. The
+    Hessian returned is always one computed at the final theta or within 1e-6 of it.
+    Returns ``(deviance, theta, gradient, Hessian, the gradient's size at the start)``.
+    """
     dev, grad = objective(theta)
     if not grad.size:
-        return dev, theta, grad, np.zeros((0, 0))
+        return dev, theta, grad, np.zeros((0, 0)), 0.0
+    start_gnorm = float(np.max(np.abs(grad)))
+    if hess_inv is not None and np.all(np.isfinite(hess_inv)):
+        for _ in range(6):
+            step = hess_inv @ grad
+            size = float(np.max(np.abs(step)))
+            if not np.isfinite(size) or size < 1e-7:
+                break
+            new_dev, new_grad = objective(theta - step)
+            if not _accept(dev, grad, new_dev, new_grad):
+                break
+            theta, dev, grad = theta - step, new_dev, new_grad
     H, at = _hessian(objective, theta), theta
     for _ in range(12):
         if float(np.max(np.abs(grad))) < 1e-9:
@@ -90,10 +115,7 @@ def _polish(objective, theta: np.ndarray, counter: list[int]):
         if not np.isfinite(size) or size < 1e-10:
             break
         new_dev, new_grad = objective(theta - step)
-        # within rounding noise of the deviance when the gradient shrinks (as the two-level
-        # engine: with nearly collinear predictors the deviance is good to ~1e-10 relative)
-        noise = 1e-8 * max(1.0, abs(dev))
-        if not (new_dev <= dev + noise and np.max(np.abs(new_grad)) < np.max(np.abs(grad))):
+        if not _accept(dev, grad, new_dev, new_grad):
             if at is theta:
                 break  # a fresh Hessian's step failed: this is the optimum
             H, at = _hessian(objective, theta), theta
@@ -103,25 +125,20 @@ def _polish(objective, theta: np.ndarray, counter: list[int]):
             break
     if float(np.max(np.abs(theta - at))) > 1e-6:
         H = _hessian(objective, theta)
-    return dev, theta, grad, H
+    return dev, theta, grad, H, start_gnorm
 
 
 def verify_nested(stats: NestedStats, reml: bool = True) -> NestedFit:
     """Optimize, polish and check the profiled (RE)ML deviance of a nested model."""
-    # BFGS to a loose gradient, then Newton steps (as the two-level engine): past ~1e-4
-    # BFGS's line searches fight the deviance's rounding and waste evaluations
-    opt = optimize_nested(stats, reml, gtol=1e-4, stall=1e-9)
     counter = [0]
     objective = nested_objective(stats, reml, counter)
-    dev, theta, grad, H = _polish(objective, opt.theta, counter)
-    n_eval = opt.n_evaluations + counter[0]
-    # canonical sign: nonnegative diagonals; theta's entries (and the Hessian) flip with
-    # their column
+    # BFGS until it stalls, then Newton steps (as the two-level engine): past that point
+    # BFGS's line searches fight the deviance's rounding and waste evaluations
+    _, theta, hess_inv = search_starts(stats, objective, gtol=1e-4, stall=1e-9)
+    dev, theta, grad, H, start_gnorm = _polish(objective, theta, hess_inv)
+    sign = canonical_signs(stats, theta)  # a Newton step may have crossed zero
+    theta, grad, H = theta * sign, grad * sign, H * np.outer(sign, sign)
     Ls = stats.split_theta(theta)
-    flips = [np.where(np.diag(L) < 0, -1.0, 1.0) for L in Ls]
-    sign = stats.join_theta([np.ones_like(L) * f[None, :] for L, f in zip(Ls, flips, strict=True)])
-    Ls = [L * f[None, :] for L, f in zip(Ls, flips, strict=True)]
-    theta, grad, H = stats.join_theta(Ls), grad * sign, H * np.outer(sign, sign)
     evaluation = evaluate_nested(stats, Ls, reml)
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
     # singular: a zero on the diagonal of L; a variance is 0 only when its row of L is
@@ -130,8 +147,8 @@ def verify_nested(stats: NestedStats, reml: bool = True) -> NestedFit:
     zero = tuple(np.sqrt(np.sum(L**2, axis=1)) < SINGULAR_TOL for L in Ls)
     messages: list[str] = []
     hessian_pd: bool | None = None
-    if singular:
-        converged = gnorm < 1e-3 or bool(opt.converged)
+    if singular:  # no interior Hessian to judge: the gradient, polished or as BFGS left it
+        converged = gnorm < 1e-3 or (np.isfinite(dev) and start_gnorm < 1e-2)
     else:
         eigen = np.linalg.eigvalsh(H) if H.size else np.array([1.0])
         hessian_pd = bool(eigen.min() > 0)
@@ -158,7 +175,7 @@ def verify_nested(stats: NestedStats, reml: bool = True) -> NestedFit:
         singular=singular,
         hessian_pd=hessian_pd,
         gradient_norm=gnorm,
-        n_evaluations=n_eval,
+        n_evaluations=counter[0],
         zero_variances=zero,
         messages=tuple(messages),
         hessian=H,
