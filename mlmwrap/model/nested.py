@@ -13,8 +13,8 @@ one evaluation recurses up the levels (DESIGN.md, "More than two levels"):
    ``y``): ``S_j = R_j'R_j - R_j'Z_j L M_j^-1 L' Z_j'R_j``, which is ``R_j' V_j^-1 R_j`` for
    the covariance ``V_j`` of the levels absorbed so far;
 2. ``log det V`` gains ``sum_j log det M_j``;
-3. the ``S_j`` are summed within each unit of the next level (a sparse segment sum), and
-   the next level's effects are absorbed the same way.
+3. the ``S_j`` are summed within each unit of the next level (a segment sum), and the next
+   level's effects are absorbed the same way.
 
 After the top level one ``(p + 1) x (p + 1)`` matrix is left: ``[X y]' V^-1 [X y]``, whose
 blocks are lme4's ``A``, ``c`` and ``d``; the deviance then follows exactly as for two
@@ -24,9 +24,17 @@ and a segment sum: no Python loop over units, cost ``O(sum_l J_l k^3)`` per eval
 more pass of the same loop; a block-diagonal tau at any level is a ``free`` mask
 (:func:`mlmwrap.model.engine.block_pattern`).
 
+Layout: every per-unit array has the units on its last axis, ``(k, k, J)``, and each level's
+units are kept sorted by their parent (:class:`_Level`). Then a ``q x q`` factorization is
+``O(q^3)`` vector operations over the units (:mod:`mlmwrap.model.small_linalg`) rather than
+one LAPACK call per unit, a segment sum is one ``np.add.reduceat`` and handing a parent's
+value to its children one ``np.repeat``. Products with the small ``L`` are ``einsum``, not
+BLAS: OpenBLAS's threads on a busy machine made those GEMMs an order of magnitude slower.
+
 :func:`deviance_and_gradient` adds the analytic gradient in theta by a reverse pass through
-the same recursion, which :func:`optimize_nested` uses. This module is the engine core only:
-it is not yet reached from the equations.
+the same recursion (:func:`_reverse`), which the optimizer uses; the pass takes a batch of
+functionals of the top matrix at once, so :func:`variance_derivatives` gives the gradients
+of ``r2`` and of every ``l' A^-1 l`` (what Satterthwaite's df need) in one pass.
 
 Examples
 --------
