@@ -7,6 +7,7 @@ the module is not reached from the equations yet. Tolerances: deviance at lme4's
 relative; at the optimum 1e-3 absolute; gammas 1e-4 relative; SEs, tau and sigma2 1e-3.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -272,6 +273,9 @@ def test_satterthwaite_hessian_is_the_numeric_one(reml):
     g = np.einsum("iiv->iv", jac)
     want = 2 * np.diag(C) ** 2 / np.einsum("kv,vw,kw->k", g, a_var, g)
     np.testing.assert_allclose(nested_satterthwaite(stats, fit), want, rtol=1e-4)
+    # a fit that carries no Hessian gets one computed
+    bare = dataclasses.replace(fit, hessian=None)
+    np.testing.assert_allclose(nested_satterthwaite(stats, bare), want, rtol=1e-4)
 
 
 def test_unit_numbering_does_not_matter():

@@ -151,10 +151,12 @@ class NestedStats:
         levels: list[_Level] = []
         for parent, q, free in reversed(list(zip(self.parents, self.qs, self.frees, strict=True))):
             parent_pos = position[parent]
+            counts = np.bincount(parent_pos, minlength=len(position))
+            if np.any(counts == 0):  # reduceat would repeat a neighbour, not give 0
+                raise ValueError("every unit must hold at least one unit of the level below")
             order = np.argsort(parent_pos, kind="stable")
             position = np.empty_like(order)
             position[order] = np.arange(len(order))
-            counts = np.bincount(parent_pos, minlength=int(parent_pos.max()) + 1)
             starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
             rows, cols = theta_indices(q, free)
             levels.append(_Level(q=q, rows=rows, cols=cols, counts=counts, starts=starts))
