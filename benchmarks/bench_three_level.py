@@ -106,21 +106,27 @@ def reference(rounds: int, keys: list[str], baseline: Path | None) -> None:
     ours = _python_server(ROOT)
     before = _python_server(baseline) if baseline else None
     rows = []
+    rng = np.random.default_rng(9)
+    tasks = [("R", "")] + [
+        (side, method)
+        for side in ("ours", "before")[: 2 if before else 1]
+        for method in ("z", "satterthwaite")
+    ]
     for key in keys:
         times: dict[str, list[float]] = {}
         devs: dict[str, float] = {}
         for rnd in range(rounds + 1):  # round 0 warms every side up
-            _, t_lme4, t_lmertest, dev_lme4 = r.ask(key)
-            sample = {"lme4": float(t_lme4), "lmerTest": float(t_lmertest)}
-            devs["lme4"] = float(dev_lme4)
-            for method in ("z", "satterthwaite"):
-                t, dev = ours.ask(f"{key} {method}")
-                sample[f"ours_{method}"] = float(t)
-                devs[f"ours_{method}"] = float(dev)
-                if before is not None:
-                    t, dev = before.ask(f"{key} {method}")
-                    sample[f"before_{method}"] = float(t)
-                    devs[f"before_{method}"] = float(dev)
+            sample = {}
+            for i in rng.permutation(len(tasks)):  # a new order every round
+                side, method = tasks[i]
+                if side == "R":
+                    _, t_lme4, t_lmertest, dev_lme4 = r.ask(key)
+                    sample["lme4"], sample["lmerTest"] = float(t_lme4), float(t_lmertest)
+                    devs["lme4"] = float(dev_lme4)
+                    continue
+                t, dev = (ours if side == "ours" else before).ask(f"{key} {method}")
+                sample[f"{side}_{method}"] = float(t)
+                devs[f"{side}_{method}"] = float(dev)
             if rnd:
                 for k, v in sample.items():
                     times.setdefault(k, []).append(v)
@@ -154,7 +160,10 @@ def _print_row(key: str, m: dict, devs: dict, with_before: bool) -> None:
             ("before Satt", m["before_satterthwaite"]),
             ("before/lmerT", m["before_satterthwaite"] / m["lmerTest"]),
         ]
-    cols.append(("dev - lme4", devs["ours_satterthwaite"] - devs["lme4"]))
+    cols.append(("dev z-lme4", devs["ours_z"] - devs["lme4"]))
+    cols.append(("dev S-lme4", devs["ours_satterthwaite"] - devs["lme4"]))
+    if with_before:
+        cols.append(("dev bef-lme4", devs["before_satterthwaite"] - devs["lme4"]))
     if not _HEADER_PRINTED[0]:
         print(f"{'model':<26}" + "".join(f"{name:>13}" for name, _ in cols))
         _HEADER_PRINTED[0] = True
