@@ -138,3 +138,45 @@ def test_progress_is_silent_unless_asked(hsb, capsys):
     assert capsys.readouterr().err == ""
     _fit("mathach = b0 + e\nb0 = g00 + u0", hsb, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_duckdb_progress_bar_is_off_while_aggregating_and_restored_after(
+    hsb, hsb_files, monkeypatch
+):
+    """DuckDB draws its own bar (in notebooks and terminals) on top of mlmwrap's: it is
+    switched off on the relation's connection while mlmwrap aggregates, then restored."""
+    from mlmwrap.model.aggregate import lazy_stats
+
+    con = duckdb.connect()
+    con.sql("SET enable_progress_bar = true")
+    con.sql("SET progress_bar_time = 0")
+
+    watched = [con]  # the connection whose setting the spy reads
+
+    def setting():
+        return watched[0].sql("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
+
+    seen = []
+    inner = lazy_stats._lazy_cluster_stats
+
+    def spy(*args):
+        seen.append(setting())
+        return inner(*args)
+
+    monkeypatch.setattr(lazy_stats, "_lazy_cluster_stats", spy)
+    res = _fit("mathach = b0 + b1*cwc(ses) + e\nb0 = g00 + u0\nb1 = g10 + u1", con.from_df(hsb))
+    assert np.isfinite(res.deviance)
+    assert seen == [False]
+    assert setting() is True
+    assert con.sql("SELECT current_setting('progress_bar_time')").fetchall()[0][0] == 0
+    # A file scanned by DuckDB gets a connection of its own: DuckDB's default one is untouched.
+    # A file scanned by DuckDB gets a connection of its own: the default one is untouched.
+    default = duckdb.default_connection()
+    default.sql("SET enable_progress_bar = true")
+    watched[0] = default
+    try:
+        seen.clear()
+        _fit("mathach = b0 + e\nb0 = g00 + u0", hsb_files[1] / "hsb.parquet", engine="duckdb")
+        assert seen == [True]
+    finally:
+        default.sql("RESET enable_progress_bar")

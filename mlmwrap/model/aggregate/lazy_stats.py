@@ -29,6 +29,7 @@ from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Var
 from mlmwrap.language.formulas import reduced_formulas
 from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.aggregate.rowless import RowlessDesign
+from mlmwrap.model.aggregate.sources import quiet_engine
 from mlmwrap.model.design import (
     INTERCEPT,
     FixedColumn,
@@ -247,6 +248,8 @@ def lazy_cluster_stats(
 ) -> tuple[ClusterStats, RowlessDesign]:
     """Sufficient statistics and the design's description of a narwhals ``LazyFrame``.
 
+    The engine's own progress display is off meanwhile (DuckDB's bar), then restored.
+
     Parameters
     ----------
     spec
@@ -258,6 +261,13 @@ def lazy_cluster_stats(
     progress
         Called with a short description as each pass over the data starts.
     """
+    with quiet_engine(frame):
+        return _lazy_cluster_stats(spec, frame, cluster, progress)
+
+
+def _lazy_cluster_stats(
+    spec: ModelSpec, frame: Any, cluster: str, progress: Callable[[str], None] | None
+) -> tuple[ClusterStats, RowlessDesign]:
     nw = _nw()
     step = progress or (lambda what: None)
     schema = dict(frame.collect_schema())
