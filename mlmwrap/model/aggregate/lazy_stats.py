@@ -11,6 +11,11 @@ table is ever collected:
 3. one group-by for the sums of the ``k (k + 1) / 2`` column products, the cluster sizes
    and the level-2 checks (minimum and maximum of each level-2 predictor per cluster).
 
+Polars' streaming group-by holds rows when the clusters are many, so for Polars the
+engine computes the columns and streams batches of rows, which numpy sums per cluster
+(:mod:`mlmwrap.model.aggregate.batches`); the centering means are then joined from the
+collected table. DuckDB's own progress bar is off meanwhile (:func:`.quiet_engine`).
+
 Centering, transforms, products, categorical dummies, listwise deletion and the checks
 follow :mod:`mlmwrap.model.design` (same rules, same messages where they apply).
 """
