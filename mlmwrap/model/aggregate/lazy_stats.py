@@ -533,7 +533,7 @@ def _categorical_level1(
                     hint=f"code '{w_text}' as 0/1 indicator columns (numeric) and use those",
                 )
             w = compiler.numeric(gamma.predictor)
-            level2_checks.append((len(columns), gamma.predictor, w))
+            level2_checks.append((f"__l{len(columns)}", gamma.predictor, w, False))
         for c, ind in indicators:
             term = f"{base}[{c}]" if w is None else f"{base}[{c}]:{w_text}"
             columns.append(ind if w is None else ind * w)
