@@ -27,14 +27,16 @@ def spark():
     from pyspark.sql import SparkSession
 
     try:
-        session = (
-            SparkSession.builder.master("local[2]")
-            .appName("mlmwrap-tests")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", "2")
-            .getOrCreate()
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PySpark's own (e.g. about pandas 3)
+            session = (
+                SparkSession.builder.master("local[2]")
+                .appName("mlmwrap-tests")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.sql.shuffle.partitions", "2")
+                .getOrCreate()
+            )
     except Exception as err:  # noqa: BLE001 - no Java, no local Spark: nothing to test
         pytest.skip(f"no local Spark session: {err}")
     session.sparkContext.setLogLevel("ERROR")
