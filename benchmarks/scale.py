@@ -12,7 +12,7 @@ Usage::
     python benchmarks/scale.py                         # the ladder, this tree
     python benchmarks/scale.py --src before=/work/wt10-before --src after=.
     python benchmarks/scale.py --cells big --lme4-max-rows 0
-    python benchmarks/scale.py --parquet 30000000      # out-of-core: DuckDB, Polars
+    python benchmarks/scale.py --parquet 1e7,3e7,1e8   # out-of-core: DuckDB, Polars
 
 Nothing here is asserted: the numbers go in the issue's closing note.
 """
@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 LADDER = [
@@ -133,49 +135,91 @@ def ladder(args) -> None:
         print("| " + " | ".join(row) + " |", flush=True)
 
 
-def parquet_run(args) -> None:
-    """Write a large Parquet file in chunks, then fit it lazily through DuckDB and Polars."""
-    import numpy as np
+PARQUET_WORKER = r"""
+import json, os, resource, sys, threading, time, warnings
+sys.path.insert(0, {bench!r})
+from scale_data import equations
+import mlmwrap
+warnings.simplefilter("ignore")
+path, engine = {path!r}, {engine!r}
+t0 = time.perf_counter()
+if engine == "pandas":  # the in-memory fit of the same rows, for the estimates
+    import pandas as pd
+    data = pd.read_parquet(path)
+    t0 = time.perf_counter()
+    res = mlmwrap.fit(equations(2), data, cluster="g", progress=False)
+else:
+    res = mlmwrap.fit(equations(2), path, cluster="g", engine=engine, progress=False)
+seconds = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print("RESULT" + json.dumps({{
+    "rows": res.nobs, "clusters": res.n_clusters, "seconds": seconds, "peak_mb": peak,
+    "deviance": res.deviance, "gamma": res.gamma["estimate"].tolist(),
+    "se": res.gamma["se"].tolist(),
+}}))
+"""
+
+
+def write_parquet(path: Path, rows: int) -> None:
+    """``rows`` rows (rounded up to whole chunks of about 1M) of the same 100,000 clusters,
+    written chunk by chunk, so that the writer never holds the file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(HERE))
-    from scale_data import equations, make_data
+    from scale_data import make_data
 
-    rows, per = args.parquet, 10
-    path = Path(args.parquet_dir) / f"scale_{rows}.parquet"
-    if not path.exists():
-        # 100,000 clusters whatever the rows: peak memory should not grow with the rows.
-        writer = None
-        done, k = 0, 0
-        while done < rows:
-            d = make_data(100_000, per, 2, seed=7, chunk=k)
-            table = pa.Table.from_pandas(d, preserve_index=False)
-            writer = writer or pq.ParquetWriter(path, table.schema)
-            writer.write_table(table)
-            done += len(d)
-            k += 1
-        writer.close()
-    print(f"{path}: {path.stat().st_size / 2**20:.0f} MB on disk")
-    for engine in ("duckdb", "polars"):
-        code = f"""
-import resource, sys, time, warnings
-sys.path.insert(0, {str(HERE)!r})
-from scale_data import equations
-import mlmwrap
-warnings.simplefilter("ignore")
-t0 = time.perf_counter()
-res = mlmwrap.fit(equations(2), {str(path)!r}, cluster="g", engine={engine!r}, progress=False)
-t = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"{engine}: {{res.nobs:,}} rows, {{res.n_clusters:,}} clusters, {{t:.1f}} s, "
-      f"peak RSS {{peak:.0f}} MB, deviance {{res.deviance:.3f}}")
-print(res.gamma[["estimate", "se"]].round(5).to_string())
-"""
-        env = dict(os.environ, PYTHONPATH=str(HERE.parent))
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        print(proc.stdout or proc.stderr[-2000:], flush=True)
-    _ = np, equations
+    writer = None
+    done, k = 0, 0
+    while done < rows:
+        d = make_data(100_000, 10, 2, seed=7, chunk=k)
+        table = pa.Table.from_pandas(d, preserve_index=False)
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+        done += len(d)
+        k += 1
+    writer.close()
+
+
+def parquet_run(args) -> None:
+    """Write large Parquet files, fit each through DuckDB and Polars (each engine in its
+    own process, so that peak RSS is that fit's), and in memory where it fits
+    (``--inmemory-max-rows``), to compare the estimates. Peak memory should not grow with
+    the rows for the engines."""
+    sizes = [int(float(x)) for x in args.parquet.split(",")]
+    print("| rows | engine | seconds | peak RSS MB | deviance | max rel. diff gamma vs pandas |")
+    print("|---|---|---|---|---|---|", flush=True)
+    for rows in sizes:
+        path = Path(args.parquet_dir) / f"scale_{rows}.parquet"
+        made = not path.exists()
+        if made:
+            write_parquet(path, rows)
+        engines = ["duckdb", "polars"] + (["pandas"] if rows <= args.inmemory_max_rows else [])
+        out = {}
+        for engine in engines:
+            code = PARQUET_WORKER.format(bench=str(HERE), path=str(path), engine=engine)
+            env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+            proc = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True
+            )
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
+            if not lines:
+                print(f"| {rows:,} | {engine} | failed: {proc.stderr[-300:]!r} |", flush=True)
+                continue
+            out[engine] = json.loads(lines[0][6:])
+        ref = out.get("pandas")
+        for engine, r in out.items():
+            diff = "-"
+            if ref is not None and engine != "pandas":
+                g, g0 = np.array(r["gamma"]), np.array(ref["gamma"])
+                diff = f"{np.max(np.abs(g - g0) / np.abs(g0)):.1e}"
+            print(
+                f"| {r['rows']:,} | {engine} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | "
+                f"{r['deviance']:.6f} | {diff} |",
+                flush=True,
+            )
+        if made and not args.keep:
+            path.unlink()
 
 
 def main() -> None:
@@ -186,8 +230,17 @@ def main() -> None:
     parser.add_argument(
         "--lme4-max-rows", type=int, default=2_000_000, help="skip lme4 above this many rows"
     )
-    parser.add_argument("--parquet", type=int, default=0, help="rows of a Parquet run (0: none)")
+    parser.add_argument(
+        "--parquet", default="", help="rows of Parquet runs, comma-separated (1e7,3e7,1e8)"
+    )
     parser.add_argument("--parquet-dir", default=tempfile.gettempdir())
+    parser.add_argument(
+        "--inmemory-max-rows",
+        type=float,
+        default=3e7,
+        help="also fit in memory (pandas) up to this many rows, to compare the estimates",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the Parquet files written")
     args = parser.parse_args()
     start = time.perf_counter()
     if args.parquet:

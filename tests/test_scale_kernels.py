@@ -122,3 +122,71 @@ def test_dependent_random_term_is_named(hsb):
         )
     assert "is a linear combination of the terms before it" in info.value.message
     assert "(g20)" in info.value.message
+
+
+# -- the blockwise design (issue 10: memory of an in-memory fit) ---------------------------
+
+
+def _shuffled_frame(n_clusters=2000, per=100, seed=5):
+    """Rows in random cluster order, a text level-2 predictor and a transform: more than
+    one block of rows (ROW_BLOCK) and an unsorted cluster column."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_clusters), rng.integers(1, 2 * per, n_clusters))
+    w = rng.normal(size=n_clusters)
+    kind = rng.choice(["a", "b", "c"], n_clusters)
+    x = rng.normal(size=len(g)) + w[g]
+    y = 1.0 + 0.5 * x + w[g] + rng.normal(size=n_clusters)[g] + rng.normal(size=len(g))
+    frame = pd.DataFrame({"y": y, "x": x, "w": w[g], "kind": kind[g], "g": g * 7 + 3})
+    return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+
+
+EQUATIONS = """
+y = b0 + b1*cwc(x) + b2*exp(center(x, 3)) + e
+b0 = g00 + g01*w + g02*C(kind) + u0
+b1 = g10 + g11*w + u1
+b2 = g20
+"""
+
+
+def test_blockwise_cross_products_are_those_of_the_full_design_to_the_bit():
+    from mlmwrap.language.equations import parse_equations
+    from mlmwrap.model.design import ROW_BLOCK, build_design
+    from mlmwrap.model.design_stats import design_cluster_stats
+
+    frame = _shuffled_frame()
+    assert len(frame) > 2 * ROW_BLOCK
+    design = build_design(parse_equations(EQUATIONS), frame, cluster="g")
+    blockwise = design_cluster_stats(design)
+    assert "_xz" not in design.__dict__  # the fit never formed X and Z
+    full = ClusterStats.from_arrays(design.X, design.Z, design.y, design.codes)
+    assert np.array_equal(blockwise.cross, full.cross)
+    assert np.array_equal(blockwise.cluster_sizes, full.cluster_sizes)
+    assert (blockwise.n_obs, blockwise.p, blockwise.q) == (full.n_obs, full.p, full.q)
+
+
+def test_an_in_memory_fit_holds_no_copy_of_the_rows():
+    """Peak memory of a fit well under the input's size when the clusters are few (the
+    J x k x k table is then small): the design is summed block by block, the model frame
+    shares the caller's columns, and the caller's later changes do not reach the fit."""
+    import tracemalloc
+
+    frame = _shuffled_frame(n_clusters=300, per=5000)
+    size = frame.memory_usage(deep=True).sum()
+    equations = "y = b0 + b1*x + e\nb0 = g00 + g01*w + u0\nb1 = g10 + u1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a singular fit of the warm-up's few rows
+        mlmwrap.fit(equations, frame.head(3000), cluster="g", df="z")  # imports, caches
+        tracemalloc.start()
+        try:
+            res = mlmwrap.fit(equations, frame, cluster="g", df="z")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 0.8 * size, (peak / size, size)
+    fitted_x = res.design.X.copy()
+    frame.loc[0, "x"] = 1e6  # the caller edits its data after the fit
+    assert res.model_frame["x"].iloc[0] != 1e6
+    np.testing.assert_array_equal(res.design.X, fitted_x)
+    assert res.design.X[:, 2].tolist() == res.model_frame["x"].tolist()

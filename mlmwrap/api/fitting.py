@@ -28,6 +28,7 @@ from mlmwrap.language.nested_spec import NestedSpec
 from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.aggregate import RowsUnavailableError, classify, lazy_cluster_stats
 from mlmwrap.model.design import build_design
+from mlmwrap.model.design_stats import design_cluster_stats
 from mlmwrap.model.engine import ClusterStats, optimize
 from mlmwrap.model.rank import check_rank
 from mlmwrap.model.tau_pattern import tau_pattern
@@ -178,7 +179,7 @@ def fit(
             bar.step("design and cross-products")
             design = build_design(spec, data, cluster)
             free = tau_pattern(spec, design.random_labels)
-            stats = ClusterStats.from_arrays(design.X, design.Z, design.y, design.codes, free=free)
+            stats = design_cluster_stats(design, free=free)  # block by block
         check_design_rank(stats, design)
         bar.step("optimizing the deviance")
         optimum = _optimize(stats, design, reml)

@@ -101,7 +101,7 @@ def varies_within(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
     np.minimum.at(lo, codes, x)
     # Relative to the values' magnitude, at the level of rounding: 1e10 plus noise of 1
     # varies, a product of level-2 columns does not (no absolute floor: units don't matter).
-    scale = float(np.max(np.abs(x))) if len(x) else 0.0
+    scale = max(abs(float(x.min())), abs(float(x.max()))) if len(x) else 0.0  # no |x| copy
     return (hi - lo) > 1e3 * np.finfo(float).eps * scale
 
 

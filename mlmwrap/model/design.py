@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -40,6 +42,7 @@ from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Var
 from mlmwrap.language.formulas import Formulas, reduced_formulas
 from mlmwrap.language.spec import Beta, Gamma, ModelSpec
 from mlmwrap.model.centering import cluster_mean, grand_mean_centered, varies_within, within_cluster
+from mlmwrap.model.cross_products import cluster_order
 from mlmwrap.model.validation import (
     check_columns,
     check_fixed_size,
@@ -52,6 +55,7 @@ __all__ = [
     "FixedColumn",
     "SampleInfo",
     "Design",
+    "DesignMatrices",
     "build_design",
     "resolve_name",
     "evaluate_on_sample",
@@ -119,13 +123,96 @@ class SampleInfo:
         return self.clusters_total - self.clusters_used
 
 
+#: Rows per block of the row-level design: a multiple of the cross-product kernel's block
+#: (so blockwise sums are those of one pass), small enough to stay in cache (a few MB).
+ROW_BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class DesignMatrices:
+    """patsy's design of ``[X, Z]`` over the model frame's columns, built block by block.
+
+    The full ``n x (p + q)`` matrices are never needed by a fit: :meth:`rows` evaluates
+    patsy's design on any subset of rows (a slice or an index array), so the per-cluster
+    cross-products are summed over blocks of rows and ``X``, ``Z`` are formed only when a
+    row-level analysis asks for them.
+    """
+
+    info: patsy.DesignInfo | None  # None: the empty model (a column of ones)
+    data: dict  # the model frame's columns as plain arrays (views, not copies)
+    n_rows: int
+    fixed: list[int]  # patsy's columns of X, in gamma order
+    random: list[int]  # and of Z
+
+    @property
+    def p(self) -> int:
+        return len(self.fixed)
+
+    @property
+    def q(self) -> int:
+        return len(self.random)
+
+    def matrix(self, rows: slice | np.ndarray) -> np.ndarray:
+        """patsy's matrix on ``rows`` (every column, in patsy's order)."""
+        if self.info is None:
+            m = len(range(self.n_rows)[rows]) if isinstance(rows, slice) else len(rows)
+            return np.ones((m, 1))
+        matrix = patsy.build_design_matrices(
+            [self.info], _Rows(self.data, rows), NA_action=_NO_NA_CHECK, return_type="matrix"
+        )[0]
+        return np.asarray(matrix, dtype=float)
+
+    def rows(self, rows: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``X`` and ``Z`` on ``rows``."""
+        matrix = self.matrix(rows)
+        return matrix[:, self.fixed], matrix[:, self.random]
+
+    def full(self) -> tuple[np.ndarray, np.ndarray]:
+        """``X`` and ``Z`` on every row, filled block by block (no full patsy matrix)."""
+        X, Z = np.empty((self.n_rows, self.p)), np.empty((self.n_rows, self.q))
+        for start in range(0, self.n_rows, ROW_BLOCK):
+            rows = slice(start, start + ROW_BLOCK)
+            matrix = self.matrix(rows)
+            _copy_columns(X[rows], matrix, self.fixed)
+            _copy_columns(Z[rows], matrix, self.random)
+        return X, Z
+
+
+class _Rows(Mapping):
+    """The model frame's columns on some rows, each taken when patsy asks for it."""
+
+    def __init__(self, data: dict, rows: slice | np.ndarray):
+        self._data, self._rows = data, rows
+
+    def __getitem__(self, name):
+        column = self._data[name]
+        if isinstance(column, pd.Series):  # positions, and an index patsy can match
+            return column.iloc[self._rows].reset_index(drop=True)
+        return column[self._rows]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _copy_columns(out: np.ndarray, matrix: np.ndarray, columns: list[int]) -> None:
+    """``out[:, i] = matrix[:, columns[i]]`` one column at a time (no temporary copy)."""
+    for i, c in enumerate(columns):
+        out[:, i] = matrix[:, c]
+
+
 @dataclass(frozen=True)
 class Design:
-    """Row-level arrays of a two-level model, ready for :mod:`mlmwrap.model.engine`."""
+    """Row-level data of a two-level model, ready for :mod:`mlmwrap.model.engine`.
+
+    ``X`` and ``Z`` are not held: they are formed from the model frame on first use (and
+    then kept), while a fit reads them block by block (:meth:`row_blocks`).
+    """
 
     y: np.ndarray
-    X: np.ndarray
-    Z: np.ndarray
+    matrices: DesignMatrices  # builds X and Z from the model frame
     codes: np.ndarray  # cluster of each row, integers 0..J-1
     cluster_labels: np.ndarray  # cluster id of each code
     fixed_columns: list[FixedColumn]
@@ -140,6 +227,45 @@ class Design:
     formulas: Formulas  # the reduced form over ``frame``'s columns
     patsy_fixed_names: list[str]  # patsy's name of each column of X (``C(sector)[T.1]``)
     patsy_random_names: list[str]  # and of Z
+
+    @cached_property
+    def _xz(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.matrices.full()
+
+    @property
+    def X(self) -> np.ndarray:
+        """The fixed-effects design, one column per gamma (formed on first use)."""
+        return self._xz[0]
+
+    @property
+    def Z(self) -> np.ndarray:
+        """The random-effects design, one column per random effect (formed on first use)."""
+        return self._xz[1]
+
+    def row_blocks(self, block_rows: int = ROW_BLOCK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``[X, Z, y]`` and the cluster codes, in blocks of rows sorted by cluster.
+
+        Memory is one block: ``X`` and ``Z`` are evaluated from the model frame block by
+        block (or sliced, if a row-level analysis has formed them already).
+        """
+        p, q = self.matrices.p, self.matrices.q
+        order = cluster_order(self.codes)
+        for start in range(0, self.n_obs, block_rows):
+            rows = (
+                slice(start, start + block_rows)
+                if order is None
+                else order[start : start + block_rows]
+            )
+            codes = self.codes[rows]
+            W = np.empty((len(codes), p + q + 1))
+            if "_xz" in self.__dict__:
+                W[:, :p], W[:, p : p + q] = self.X[rows], self.Z[rows]
+            else:
+                matrix = self.matrices.matrix(rows)
+                _copy_columns(W, matrix, self.matrices.fixed + self.matrices.random)
+                del matrix
+            W[:, -1] = self.y[rows]
+            yield W, codes
 
     @property
     def fixed_names(self) -> list[str]:
@@ -401,6 +527,54 @@ def evaluate_on_sample(spec: ModelSpec, design: Design, expr: Expr) -> np.ndarra
     return builder.numeric(_rename_vars(expr, design.columns))
 
 
+def _copy_on_write() -> bool:
+    """pandas shares columns between frames until one is written (always from pandas 3)."""
+    if int(pd.__version__.split(".", 1)[0]) >= 3:
+        return True
+    return pd.get_option("mode.copy_on_write") is True  # pragma: no cover - pandas 2
+
+
+def _columns(data: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The columns ``names`` of the caller's frame: shared, not copied, where pandas
+    copies on write (so a later change to ``data`` leaves them alone); else a copy."""
+    if _copy_on_write():
+        return pd.DataFrame({name: data[name] for name in names}, copy=False)
+    return data.loc[:, names]  # pragma: no cover - pandas 2 without copy-on-write
+
+
+def _cluster_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's cluster code ``0..J-1`` (-1 where missing) and the sorted labels, as
+    ``pd.factorize(sort=True)`` gives them; integer ids by counting, without its hash table
+    (which needs about twice the codes' memory, more when rows are not sorted)."""
+    values = column.to_numpy() if isinstance(column.dtype, np.dtype) else None
+    if (
+        values is not None
+        and len(values)
+        and (values.dtype.kind == "i" or (values.dtype.kind == "u" and values.dtype.itemsize < 8))
+    ):
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo <= 2 * len(values) + 1000:  # ids in a range: a table of them is small
+            codes = np.subtract(values, lo, dtype=np.intp)
+            labels = np.flatnonzero(np.bincount(codes, minlength=hi - lo + 1)) + lo
+            codes, _ = _present_clusters(codes, np.arange(hi - lo + 1))
+            return codes, labels.astype(values.dtype)
+    codes, labels = pd.factorize(column, sort=True)
+    return np.asarray(codes), np.asarray(labels)
+
+
+def _present_clusters(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes renumbered over the clusters that have rows (``codes`` is reused), and those
+    clusters' labels."""
+    present = np.bincount(codes, minlength=len(labels)) > 0
+    if present.all():
+        return codes, labels
+    remap = np.cumsum(present) - 1
+    for start in range(0, len(codes), 1 << 20):  # in place, a block at a time
+        block = codes[start : start + (1 << 20)]
+        block[:] = remap[block]
+    return codes, labels[present]
+
+
 def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
     """Resolve names, drop incomplete rows, center, check levels and build X, Z, y.
 
@@ -444,20 +618,21 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
 
     check_columns(spec, data, mapping, cluster)
     used_columns = list(dict.fromkeys([*mapping.values(), cluster]))
-    frame = data.loc[:, used_columns]
+    frame = _columns(data, used_columns)
     missing = frame.isna()
     complete = ~missing.any(axis=1).to_numpy()
     dropped_by_variable = {c: int(n) for c, n in missing.sum().items() if n}
-    clusters_total = int(frame[cluster].nunique(dropna=True))
-    frame = frame.loc[complete]
+    codes, cluster_labels = _cluster_codes(frame[cluster])
+    clusters_total = len(cluster_labels)
+    if not complete.all():  # a complete sample is the caller's rows, not a copy of them
+        frame = frame.loc[complete]
+        codes, cluster_labels = _present_clusters(codes[complete], cluster_labels)
     if len(frame) == 0:
         raise DataError(
             "no rows are left after dropping rows with a missing value in a model variable",
             hint="missing values per variable: "
             + ", ".join(f"{k}: {v}" for k, v in dropped_by_variable.items()),
         )
-    codes, cluster_labels = pd.factorize(frame[cluster], sort=True)
-    codes = np.asarray(codes)
     if len(cluster_labels) < 2:
         raise DataError(
             f"the data have only {len(cluster_labels)} cluster in '{cluster}' "
@@ -504,13 +679,14 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
                 base = _categorical_base(x_text)
                 random_labels.extend(f"{u}[{c}]" for c in categories[1:])
                 random_terms.extend(f"{base}[{c}]" for c in categories[1:])
-    X, patsy_fixed, Z, patsy_random = _design_matrices(
+    matrices, patsy_fixed, patsy_random = _design_matrices(
         spec, formulas, model_frame, fixed_meta, random_labels
     )
-    _check_finite(builder, spec, y, X)
-    # The rank of X and Z is checked from the cross-products (mlmwrap.model.rank).
-    check_fixed_size(len(y), X.shape[1], [c.label for c in fixed_meta])
-    check_perfect_fit(spec, y, X)
+    _check_finite(builder, spec, y)
+    # The rank of X and Z is checked from the cross-products (mlmwrap.model.rank), and X's
+    # values are checked to be finite block by block as they are summed.
+    check_fixed_size(len(y), matrices.p, [c.label for c in fixed_meta])
+    check_perfect_fit(spec, y, lambda rows: _finite_rows(matrices.rows(rows)[0]), matrices.p)
 
     sample = SampleInfo(
         rows_total=len(data),
@@ -521,8 +697,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
     )
     return Design(
         y=y,
-        X=X,
-        Z=Z,
+        matrices=matrices,
         codes=codes,
         cluster_labels=np.asarray(cluster_labels),
         fixed_columns=fixed_meta,
@@ -552,7 +727,8 @@ def _model_frame(
             out[name] = pd.Categorical(frame[name], categories=category_levels(frame[name]))
     for name, expr in formulas.derived_exprs.items():
         out[name] = builder.numeric(_rename_vars(expr, mapping))
-    return pd.DataFrame(out, index=frame.index)
+    # copy=False: the caller's columns are shared (copy-on-write), derived ones are new.
+    return pd.DataFrame(out, index=frame.index, copy=False)
 
 
 #: The rows are complete already (listwise deletion above): patsy need not look for NAs.
@@ -565,9 +741,10 @@ def _design_matrices(
     frame: pd.DataFrame,
     meta: list[FixedColumn],
     random_labels: list[str],
-) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
-    """X (one column per gamma, in gamma order) and Z from one patsy design over the fixed
-    terms and the random terms, and patsy's name of each column."""
+) -> tuple[DesignMatrices, list[str], list[str]]:
+    """patsy's design over the fixed terms and the random terms (one design for both), the
+    columns of X (one per gamma, in gamma order) and of Z in it, and patsy's name of each
+    column. Only the design's description is built here; its rows come block by block."""
     fixed_terms = formulas.fixed_rhs.split(" + ")
     extra = [formulas.term_of_random[random_effect_base(u)] for u in random_labels]
     rhs = " + ".join(fixed_terms + [t for t in extra if t not in fixed_terms and t != "0"])
@@ -583,17 +760,23 @@ def _design_matrices(
         for name, col in frame.items()
     }
     if rhs == "1":  # the empty model: patsy cannot count rows from a dict without a column
-        data = frame
-    try:
-        matrix = patsy.dmatrix(rhs, data, NA_action=_NO_NA_CHECK, return_type="matrix")
-    except patsy.PatsyError as err:  # should not happen: the columns were checked above
-        raise DataError(
-            f"patsy could not build the design of {rhs!r}: {err}",
-            hint="please report this with the equations; the reduced form is " + formulas.fixed,
-        ) from None
-    info = matrix.design_info
-    matrix = np.asarray(matrix, dtype=float)
-    slices = info.term_name_slices
+        info, names, slices = None, ["Intercept"], {"Intercept": slice(0, 1)}
+    else:
+        try:
+            # One pass learns the factors' types (and the levels of C() of a number); an
+            # empty namespace keeps patsy from holding on to this function's locals.
+            info = patsy.incr_dbuilder(
+                rhs,
+                lambda: iter([data]),
+                eval_env=patsy.EvalEnvironment([{}]),
+                NA_action=_NO_NA_CHECK,
+            )
+        except patsy.PatsyError as err:  # should not happen: the columns were checked above
+            raise DataError(
+                f"patsy could not build the design of {rhs!r}: {err}",
+                hint="please report this with the equations; the reduced form is " + formulas.fixed,
+            ) from None
+        names, slices = info.column_names, info.term_name_slices
 
     wanted: dict[str, int] = {}
     for c in meta:
@@ -626,10 +809,8 @@ def _design_matrices(
                 hint="please report this with the equations; the reduced form is " + formulas.fixed,
             )
         random.extend(cols)
-    X = np.ascontiguousarray(matrix[:, order]) if order else np.empty((len(frame), 0))
-    Z = np.ascontiguousarray(matrix[:, random])
-    names = info.column_names
-    return X, [names[k] for k in order], Z, [names[k] for k in random]
+    matrices = DesignMatrices(info=info, data=data, n_rows=len(frame), fixed=order, random=random)
+    return matrices, [names[k] for k in order], [names[k] for k in random]
 
 
 def _term_columns(slices: dict, term: str, wanted: int) -> list[int] | None:
@@ -749,10 +930,20 @@ def _check_level2(builder: _Builder, beta: Beta, gamma: Gamma, w: np.ndarray) ->
         )
 
 
-def _check_finite(builder: _Builder, spec: ModelSpec, y: np.ndarray, X: np.ndarray) -> None:
+def _check_finite(builder: _Builder, spec: ModelSpec, y: np.ndarray) -> None:
     if not np.all(np.isfinite(y)):
         raise builder.error(
             "the outcome has infinite values", spec.outcome, hint="remove or recode them"
         )
+
+
+def infinite_predictor_error() -> DataError:
+    """A product or transform of finite predictors overflowed (raw values are checked
+    with their column's name before)."""
+    return DataError("a predictor has infinite values", hint="remove or recode them")
+
+
+def _finite_rows(X: np.ndarray) -> np.ndarray:
     if X.size and not np.all(np.isfinite(X)):
-        raise DataError("a predictor has infinite values", hint="remove or recode them")
+        raise infinite_predictor_error()
+    return X

@@ -16,6 +16,7 @@ import pandas as pd
 from mlmwrap.language.formulas import Formulas
 from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.design import INTERCEPT, Design, SampleInfo
+from mlmwrap.model.design_stats import design_cluster_stats
 from mlmwrap.model.engine import ClusterStats, Optimum
 from mlmwrap.model.tau_pattern import n_tau_parameters, tau_pattern
 
@@ -146,7 +147,7 @@ class FittedModel:
         if self._stats is None:
             d = self._design
             free = tau_pattern(self.spec, d.random_labels)
-            self._stats = ClusterStats.from_arrays(d.X, d.Z, d.y, d.codes, free=free)
+            self._stats = design_cluster_stats(d, free=free)
         return self._stats
 
     @property

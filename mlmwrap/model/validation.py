@@ -30,7 +30,7 @@ tip: reml=False fits by maximum likelihood (ML), reml=True by REML
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -238,8 +238,8 @@ def check_outcome(
                     "centered versions of it included); remove the term",
                 )
     outcome_var = spec.outcome.variables()[0] if spec.outcome.variables() else None
-    spread = float(np.ptp(y)) if len(y) else 0.0
-    if not spread > 64 * np.finfo(float).eps * float(np.max(np.abs(y), initial=0.0)):
+    lo, hi = (float(y.min()), float(y.max())) if len(y) else (0.0, 0.0)
+    if not hi - lo > 64 * np.finfo(float).eps * max(abs(lo), abs(hi)):
         raise _error(
             spec,
             outcome_var,
@@ -248,7 +248,7 @@ def check_outcome(
             expected="an outcome that varies",
             hint="check the column (and the rows left after dropping missing values)",
         )
-    if len(np.unique(y)) == 2:
+    if _two_valued(y, lo, hi):
         warnings.warn(
             f"the outcome '{spec.outcome.text()}' takes only two values: this is a linear "
             "(probability) model, whose residuals cannot be normal; consider a logistic "
@@ -256,6 +256,15 @@ def check_outcome(
             DataWarning,
             stacklevel=_user_stacklevel(),
         )
+
+
+def _two_valued(y: np.ndarray, lo: float, hi: float) -> bool:
+    """Every value is ``lo`` or ``hi`` (a block at a time: no sorted copy of ``y``)."""
+    for start in range(0, len(y), 1 << 16):
+        block = y[start : start + (1 << 16)]
+        if not np.all((block == lo) | (block == hi)):
+            return False
+    return True
 
 
 def check_fixed_size(n_rows: int, n_fixed: int, labels: list[str]) -> None:
@@ -270,13 +279,25 @@ def check_fixed_size(n_rows: int, n_fixed: int, labels: list[str]) -> None:
         )
 
 
-def check_perfect_fit(spec: ModelSpec, y: np.ndarray, X: np.ndarray) -> None:
-    """The fixed part alone reproduces the outcome (up to rounding): no residual variance."""
-    if X.shape[1] == 0 or X.shape[0] <= X.shape[1]:
+def check_perfect_fit(
+    spec: ModelSpec,
+    y: np.ndarray,
+    X: np.ndarray | Callable[[slice], np.ndarray],
+    p: int | None = None,
+) -> None:
+    """The fixed part alone reproduces the outcome (up to rounding): no residual variance.
+
+    ``X`` is the fixed-effects design, or a function that forms its rows on a slice (then
+    ``p`` is its number of columns): the full design is formed only when a sample of rows
+    is fit exactly.
+    """
+    rows_of = X if callable(X) else (lambda rows: X[rows])
+    p = X.shape[1] if p is None else p
+    if p == 0 or len(y) <= p:
         return
 
     def exact(rows: slice) -> bool:
-        Xs, ys = X[rows], y[rows]
+        Xs, ys = rows_of(rows), y[rows]
         coef, *_ = np.linalg.lstsq(Xs, ys, rcond=None)
         resid = ys - Xs @ coef
         total = float(np.sum((ys - ys.mean()) ** 2))
@@ -284,7 +305,7 @@ def check_perfect_fit(spec: ModelSpec, y: np.ndarray, X: np.ndarray) -> None:
 
     # A perfect fit on all rows is one on every subset, so a spread sample of rows rules it
     # out cheaply; only a sample that is fit exactly needs the full check.
-    step = max(1, X.shape[0] // (50 * X.shape[1] + 1000))
+    step = max(1, len(y) // (50 * p + 1000))
     if (step == 1 or exact(slice(None, None, step))) and exact(slice(None)):
         var = spec.outcome.variables()[0] if spec.outcome.variables() else None
         raise _error(

@@ -11,6 +11,11 @@ table is ever collected:
 3. one group-by for the sums of the ``k (k + 1) / 2`` column products, the cluster sizes
    and the level-2 checks (minimum and maximum of each level-2 predictor per cluster).
 
+Polars' streaming group-by holds rows when the clusters are many, so for Polars the
+engine computes the columns and streams batches of rows, which numpy sums per cluster
+(:mod:`mlmwrap.model.aggregate.batches`); the centering means are then joined from the
+collected table. DuckDB's own progress bar is off meanwhile (:func:`.quiet_engine`).
+
 Centering, transforms, products, categorical dummies, listwise deletion and the checks
 follow :mod:`mlmwrap.model.design` (same rules, same messages where they apply).
 """
@@ -29,6 +34,7 @@ from mlmwrap.language.expr import Call, Expr, Num, Power, Product, Var
 from mlmwrap.language.formulas import reduced_formulas
 from mlmwrap.language.spec import ModelSpec
 from mlmwrap.model.aggregate.rowless import RowlessDesign
+from mlmwrap.model.aggregate.sources import quiet_engine
 from mlmwrap.model.design import (
     INTERCEPT,
     FixedColumn,
@@ -56,6 +62,69 @@ def _collect(lf):
     if str(lf.implementation) == "polars":
         return lf.collect(engine="streaming")
     return lf.collect()
+
+
+def _streams_batches(lf) -> bool:
+    """Polars, whose streaming group-by holds rows when the clusters are many: its
+    per-cluster sums are taken over streamed batches instead (:mod:`.batches`)."""
+    if not lf.implementation.is_polars():
+        return False
+    return hasattr(_nw().to_native(lf), "collect_batches")
+
+
+def _cluster_table(
+    lf,
+    cluster: str,
+    design: dict[str, Any] | None = None,
+    sums: dict[str, Any] | None = None,
+    extrema: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """One row per cluster (sorted by id), computed inside the engine: ``__n`` (rows), the
+    sums ``__p{a}_{b}`` of the products of the ``design`` columns (``a <= b``, their
+    positions), ``{name}_sum`` for ``sums`` and ``{name}_min``/``{name}_max`` for
+    ``extrema`` (each a dict of name -> narwhals expression)."""
+    nw = _nw()
+    design, sums, extrema = design or {}, sums or {}, extrema or {}
+    k = len(design)
+    rows, cols = np.triu_indices(k)
+    pairs = [f"__p{a}_{b}" for a, b in zip(rows, cols, strict=True)]
+    named = {**design, **sums, **extrema}
+    if _streams_batches(lf):
+        from mlmwrap.model.aggregate.batches import ClusterTotals, polars_batches
+
+        native = _nw().to_native(lf.with_columns(*[e.alias(n) for n, e in named.items()]))
+        totals = ClusterTotals(k, len(sums), len(extrema))
+        for batch in polars_batches(native, [cluster, *named]):
+            batch = batch.sort(cluster)  # Polars sorts in parallel; numpy then runs once
+            totals.add(
+                batch[cluster].to_numpy(),
+                batch.select(list(design)).to_numpy() if k else None,
+                batch.select(list(sums)).to_numpy() if sums else None,
+                batch.select(list(extrema)).to_numpy() if extrema else None,
+                is_sorted=True,
+            )
+        out = {cluster: totals.labels, "__n": totals.count}
+        out.update(zip(pairs, totals.pair_sums.T, strict=True))
+        out.update({n + "_sum": totals.sums[:, i] for i, n in enumerate(sums)})
+        for i, n in enumerate(extrema):
+            out[n + "_min"], out[n + "_max"] = totals.low[:, i], totals.high[:, i]
+        return pd.DataFrame(out)
+    # Products first, then plain sums: every engine (Dask too) aggregates simple columns.
+    wide = lf.with_columns(*[e.alias(n) for n, e in named.items()]) if named else lf
+    names = list(design)
+    if pairs:
+        wide = wide.with_columns(
+            *[
+                (nw.col(names[a]) * nw.col(names[b])).alias(pair)
+                for a, b, pair in zip(rows, cols, pairs, strict=True)
+            ]
+        )
+    aggs = [nw.len().alias("__n"), *[nw.col(pair).sum().alias(pair) for pair in pairs]]
+    aggs += [nw.col(n).sum().alias(n + "_sum") for n in sums]
+    for n in extrema:
+        aggs += [nw.col(n).min().alias(n + "_min"), nw.col(n).max().alias(n + "_max")]
+    table = wide.group_by(cluster).agg(*aggs).pipe(_collect).to_pandas()
+    return table.sort_values(cluster, kind="stable").reset_index(drop=True)
 
 
 def _error(spec: ModelSpec, expr: Expr, message: str, **kw) -> DataError:
@@ -184,6 +253,8 @@ def lazy_cluster_stats(
 ) -> tuple[ClusterStats, RowlessDesign]:
     """Sufficient statistics and the design's description of a narwhals ``LazyFrame``.
 
+    The engine's own progress display is off meanwhile (DuckDB's bar), then restored.
+
     Parameters
     ----------
     spec
@@ -195,6 +266,13 @@ def lazy_cluster_stats(
     progress
         Called with a short description as each pass over the data starts.
     """
+    with quiet_engine(frame):
+        return _lazy_cluster_stats(spec, frame, cluster, progress)
+
+
+def _lazy_cluster_stats(
+    spec: ModelSpec, frame: Any, cluster: str, progress: Callable[[str], None] | None
+) -> tuple[ClusterStats, RowlessDesign]:
     nw = _nw()
     step = progress or (lambda what: None)
     schema = dict(frame.collect_schema())
@@ -212,17 +290,21 @@ def lazy_cluster_stats(
 
     step("counting rows and missing values")
     counts = (
-        lf.select(
-            nw.len().alias("__rows"),
-            nw.col(cluster).n_unique().alias("__clusters"),
-            *[nw.col(c).null_count().alias(c) for c in used],
-        )
+        lf.select(nw.len().alias("__rows"), *[nw.col(c).null_count().alias(c) for c in used])
         .pipe(_collect)
         .to_pandas()
         .iloc[0]
     )
     rows_total = int(counts["__rows"])
     dropped = {c: int(counts[c]) for c in used if int(counts[c])}
+    clusters_total = None  # the clusters used, unless listwise deletion dropped rows
+    if dropped:
+        clusters_total = int(
+            lf.select(nw.col(cluster).n_unique().alias("__clusters"))
+            .pipe(_collect)
+            .to_pandas()["__clusters"]
+            .iloc[0]
+        ) - int(dropped.get(cluster, 0) > 0)  # n_unique counts a missing id as one
     lf = lf.drop_nulls(subset=used)
     compiler = _Compiler(spec, mapping, schema)
 
@@ -236,20 +318,7 @@ def lazy_cluster_stats(
     if calls:
         step("cluster means for centering")
         inner = {f"__v{i}": compiler.numeric(c.args[0]) for i, c in enumerate(calls)}
-        aggs = [nw.len().alias("__n")]
-        for name in inner:
-            aggs += [
-                nw.col(name).sum().alias(name + "_sum"),
-                nw.col(name).min().alias(name + "_min"),
-                nw.col(name).max().alias(name + "_max"),
-            ]
-        table = (
-            lf.with_columns(*[e.alias(n) for n, e in inner.items()])
-            .group_by(cluster)
-            .agg(*aggs)
-            .pipe(_collect)
-            .to_pandas()
-        )
+        table = _cluster_table(lf, cluster, sums=inner, extrema=inner)
         if len(table) == 0:
             _no_rows(dropped)
         n_rows = float(table["__n"].sum())
@@ -277,20 +346,30 @@ def lazy_cluster_stats(
                 else:
                     grand = float(mean.mean())
                 compiler.centered[call.text()] = lambda e=inner[name], g=grand: e - g
-        # The means are joined back as a lazy aggregate of the same frame, so the engine
-        # plans it (and DuckDB keeps one connection); the table collected above only
-        # served the checks and the grand means.
-        lazy_means = (
-            lf.with_columns(*[e.alias(n) for n, e in inner.items()])
-            .group_by(cluster)
-            .agg(*[nw.col(n).mean().alias(f"__m{i}") for i, n in enumerate(inner)])
-        )
-        lf = lf.join(lazy_means, on=cluster, how="inner")
+        if _streams_batches(lf):
+            # The means as collected (a second group-by over the rows would hold them).
+            means = {cluster: table[cluster].to_numpy()}
+            for i, name in enumerate(inner):
+                means[f"__m{i}"] = (table[name + "_sum"] / table["__n"]).to_numpy()
+            native = type(_nw().to_native(lf))(means)  # a Polars LazyFrame of J rows
+            lazy_means = nw.from_native(native).with_columns(nw.col(cluster).cast(schema[cluster]))
+            lf = lf.join(lazy_means, on=cluster, how="left")  # every cluster has its mean
+        else:
+            # The means are joined back as a lazy aggregate of the same frame, so the
+            # engine plans it (and DuckDB keeps one connection); the table collected above
+            # only served the checks and the grand means.
+            lazy_means = (
+                lf.with_columns(*[e.alias(n) for n, e in inner.items()])
+                .group_by(cluster)
+                .agg(*[nw.col(n).mean().alias(f"__m{i}") for i, n in enumerate(inner)])
+            )
+            lf = lf.join(lazy_means, on=cluster, how="inner")
 
     # The design's columns: [X, Z, y], with their metadata.
     columns: list[Any] = []
     fixed_meta: list[FixedColumn] = []
-    level2_checks: list[tuple[int, Any]] = []  # (column index of W, gamma expr)
+    # (name, gamma expr, the values that must be constant within clusters, exact?)
+    level2_checks: list[tuple[str, Any, Any, bool]] = []
     random_cols, random_labels, random_terms = [], [], []
     for beta in spec.betas:
         cat1 = compiler.categorical(beta.predictor) if beta.predictor is not None else None
@@ -323,7 +402,12 @@ def lazy_cluster_stats(
                     raise _error(
                         spec, gamma.predictor, f"'{w_text}' has a single category in the sample"
                     )
-                level2_checks.append((len(columns), gamma.predictor))
+                # One category per cluster: its position among the levels is constant
+                # (a number, so that every engine and numpy take its minimum and maximum).
+                position = nw.lit(0.0, dtype=nw.Float64)
+                for j, level in enumerate(levels[1:], start=1):
+                    position = position + (nw.col(cat) == level).cast(nw.Float64) * float(j)
+                level2_checks.append((f"__u{len(columns)}", gamma.predictor, position, True))
                 base = w_text[2:-1] if w_text.startswith("C(") else w_text
                 for level in levels[1:]:
                     ind = (nw.col(cat) == level).cast(nw.Float64)
@@ -334,69 +418,49 @@ def lazy_cluster_stats(
                     fixed_meta.append(FixedColumn(label, term, beta.label, term_w, level1))
                 continue
             w = compiler.numeric(gamma.predictor)
-            level2_checks.append((len(columns), gamma.predictor, w))
+            level2_checks.append((f"__l{len(columns)}", gamma.predictor, w, False))
             term = w_text if x_text == INTERCEPT else f"{x_text}:{w_text}"
             columns.append(w if x is None else x * w)
             fixed_meta.append(FixedColumn(gamma.label, term, beta.label, w_text, level1))
     p, q = len(columns), len(random_cols)
     design_cols = [*columns, *random_cols, compiler.numeric(spec.outcome)]
     k = len(design_cols)
-    rows, cols = np.triu_indices(k)
 
     step("per-cluster cross-products")
-    # Products first, then plain sums: every engine (Dask too) aggregates simple columns.
-    wide = lf.with_columns(*[e.alias(f"__w{i}") for i, e in enumerate(design_cols)])
-    checks = {}
-    for check in level2_checks:
-        if len(check) == 3:
-            checks[f"__l{check[0]}"] = check[2]
-    wide = wide.with_columns(
-        *[
-            (nw.col(f"__w{a}") * nw.col(f"__w{b}")).alias(f"__p{a}_{b}")
-            for a, b in zip(rows, cols, strict=True)
-        ],
-        *[e.alias(n) for n, e in checks.items()],
+    table = _cluster_table(
+        lf,
+        cluster,
+        design={f"__w{i}": e for i, e in enumerate(design_cols)},
+        extrema={name: values for name, _, values, _ in level2_checks},
     )
-    aggs = [nw.len().alias("__n")]
-    aggs += [
-        nw.col(f"__p{a}_{b}").sum().alias(f"__p{a}_{b}") for a, b in zip(rows, cols, strict=True)
-    ]
-    for n in checks:
-        aggs += [nw.col(n).min().alias(n + "_min"), nw.col(n).max().alias(n + "_max")]
-    for check in level2_checks:
-        if len(check) == 2:  # categorical: one category per cluster (min == max; Dask's
-            col = compiler.categorical(check[1])  # grouped n_unique counts per partition)
-            aggs.append(nw.col(col).min().alias(f"__u{check[0]}_min"))
-            aggs.append(nw.col(col).max().alias(f"__u{check[0]}_max"))
-    table = wide.group_by(cluster).agg(*aggs).pipe(_collect).to_pandas()
     if len(table) == 0:
         _no_rows(dropped)
-    table = table.sort_values(cluster, kind="stable").reset_index(drop=True)
     if len(table) < 2:
         raise DataError(
             f"the data have only {len(table)} cluster in '{cluster}' after dropping incomplete "
             "rows",
             hint="a multilevel model needs many clusters; check the cluster column",
         )
-    for check in level2_checks:
-        beta = next(b for b in spec.betas if any(g.predictor is check[1] for g in b.gammas))
-        if len(check) == 3:
-            lo = table[f"__l{check[0]}_min"].to_numpy(float)
-            hi = table[f"__l{check[0]}_max"].to_numpy(float)
+    for name, predictor, _, exact in level2_checks:
+        beta = next(b for b in spec.betas if any(g.predictor is predictor for g in b.gammas))
+        lo = table[name + "_min"].to_numpy(float)
+        hi = table[name + "_max"].to_numpy(float)
+        if exact:
+            varying = hi != lo
+        else:
             scale = max(1.0, float(np.nanmax(np.abs(np.r_[lo, hi]))))
             varying = hi - lo > 1e-9 * scale
-        else:
-            varying = (table[f"__u{check[0]}_min"] != table[f"__u{check[0]}_max"]).to_numpy()
         if varying.any():
-            text = check[1].text()
+            text = predictor.text()
             raise _error(
                 spec,
-                check[1],
+                predictor,
                 f"'{text}' varies within {int(varying.sum())} of the {len(varying)} clusters, "
                 f"so it is not a level-2 predictor of {beta.label}",
                 expected="a variable that is constant within each cluster",
                 hint=f"use its cluster mean, cmean({text}), as the level-2 predictor",
             )
+    rows, cols = np.triu_indices(k)
     sums = table[[f"__p{a}_{b}" for a, b in zip(rows, cols, strict=True)]].to_numpy(dtype=float)
     if not np.all(np.isfinite(sums)):
         raise DataError(
@@ -424,7 +488,7 @@ def lazy_cluster_stats(
         sample=SampleInfo(
             rows_total=rows_total,
             rows_used=int(sizes.sum()),
-            clusters_total=int(counts["__clusters"]),
+            clusters_total=len(table) if clusters_total is None else clusters_total,
             clusters_used=len(table),
             dropped_by_variable=dropped,
         ),
@@ -469,7 +533,7 @@ def _categorical_level1(
                     hint=f"code '{w_text}' as 0/1 indicator columns (numeric) and use those",
                 )
             w = compiler.numeric(gamma.predictor)
-            level2_checks.append((len(columns), gamma.predictor, w))
+            level2_checks.append((f"__l{len(columns)}", gamma.predictor, w, False))
         for c, ind in indicators:
             term = f"{base}[{c}]" if w is None else f"{base}[{c}]:{w_text}"
             columns.append(ind if w is None else ind * w)

@@ -17,6 +17,8 @@ Examples
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ import pandas as pd
 
 from mlmwrap.errors import DataError
 
-__all__ = ["classify", "ENGINES"]
+__all__ = ["classify", "ENGINES", "quiet_engine"]
 
 ENGINES = ("polars", "duckdb")
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -66,7 +68,10 @@ def _scan(path: Path, engine: str | None) -> Any:
             return pl.scan_parquet(path) if kind == "parquet" else pl.scan_csv(path)
         import duckdb
 
-        reader = duckdb.read_parquet if kind == "parquet" else duckdb.read_csv
+        # A connection of mlmwrap's own: the settings changed while aggregating (its
+        # progress bar) are then nobody else's.
+        connection = duckdb.connect()
+        reader = connection.read_parquet if kind == "parquet" else connection.read_csv
         return reader(str(path))
     except ImportError as err:
         raise DataError(
@@ -102,3 +107,30 @@ def classify(data: Any, engine: str | None = None) -> tuple[str, Any]:
     if isinstance(frame, nw.DataFrame):
         return "pandas", frame.to_pandas()
     return "lazy", frame
+
+
+_SETTINGS_VIEW = "__mlmwrap_settings"  # the name DuckDB's relation.query gives the relation
+
+
+@contextmanager
+def quiet_engine(frame: Any) -> Iterator[None]:
+    """The engine's own progress display off while mlmwrap aggregates (mlmwrap shows its
+    own), then as it was: DuckDB draws a bar in notebooks and terminals for queries over
+    two seconds. The setting belongs to the relation's connection; it is read, switched
+    off and restored, so the caller's connection ends as it began."""
+    native = frame.to_native() if hasattr(frame, "to_native") else frame
+    old = None
+    if getattr(frame, "implementation", None) is not None and frame.implementation.is_duckdb():
+        try:
+            old = native.query(
+                _SETTINGS_VIEW, "SELECT current_setting('enable_progress_bar')"
+            ).fetchall()[0][0]
+            native.query(_SETTINGS_VIEW, "SET enable_progress_bar = false").fetchall()
+        except Exception:  # noqa: BLE001 - a DuckDB without the setting: leave it alone
+            old = None
+    try:
+        yield
+    finally:
+        if old is not None:
+            value = "true" if old else "false"
+            native.query(_SETTINGS_VIEW, f"SET enable_progress_bar = {value}").fetchall()
