@@ -342,7 +342,7 @@ def _as_results(models: tuple) -> list[MLMResults]:
     return list(models)
 
 
-def _names(names: Sequence[str] | None, n: int) -> list[str]:
+def model_names(names: Sequence[str] | None, n: int) -> list[str]:
     if names is None:
         return [f"M{k + 1}" for k in range(n)]
     names = [str(x) for x in names]
@@ -436,7 +436,7 @@ def compare(
     fits = _as_results(results)
     if len(fits) < 2:
         raise DataError("compare() needs at least two models", hint="compare(res_small, res_large)")
-    labels = _names(names, len(fits))
+    labels = model_names(names, len(fits))
     for k in range(len(fits) - 1):
         check_same_sample(fits[k], fits[k + 1], labels[k], labels[k + 1])
     nesting = [

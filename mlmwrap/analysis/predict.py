@@ -52,7 +52,7 @@ import pandas as pd
 
 from mlmwrap.errors import PredictionWarning
 from mlmwrap.model.empirical_bayes import empirical_bayes
-from mlmwrap.model.new_design import NewDesign, _uses_cluster_means, new_design
+from mlmwrap.model.new_design import NewDesign, new_design, uses_cluster_means
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlmwrap.api.results import MLMResults
@@ -179,7 +179,7 @@ def _warn(res: MLMResults, newdata: pd.DataFrame, nd: NewDesign, fixed, random: 
             )
     if bad.any():
         why = []
-        if nd.cluster_missing[bad].any() and (random or _uses_cluster_means(res.spec)):
+        if nd.cluster_missing[bad].any() and (random or uses_cluster_means(res.spec)):
             why.append(f"{int(nd.cluster_missing[bad].sum())} with no cluster id")
         warnings.warn(
             f"{int(bad.sum())} of {_count(len(fixed), 'row')} get NaN: a predictor they need is "

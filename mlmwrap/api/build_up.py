@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlmwrap.analysis.compare import Comparison, _names, compare
+from mlmwrap.analysis.compare import Comparison, compare, model_names
 from mlmwrap.analysis.shared.display import (
     format_number,
     format_signed,
@@ -222,7 +222,7 @@ def build_up(
     models = list(models)
     if len(models) < 2:
         raise DataError("build_up() needs at least two models", hint="a list of equation sets")
-    labels = _names(names, len(models))
+    labels = model_names(names, len(models))
     needs_fit = [not isinstance(m, MLMResults | NestedResults) for m in models]
     if any(needs_fit) and (data is None or cluster is None):
         raise DataError(

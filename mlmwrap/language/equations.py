@@ -66,7 +66,7 @@ def spec_error(
     )
 
 
-def _factors(term: Expr) -> tuple[Expr, ...]:
+def product_factors(term: Expr) -> tuple[Expr, ...]:
     return term.factors if isinstance(term, Product) else (term,)
 
 
@@ -82,7 +82,7 @@ class _Term:
 def _split_term(eq: Equation, term: Expr) -> _Term:
     coefs: list[tuple[Var, Coefficient]] = []
     preds: list[Expr] = []
-    for f in _factors(term):
+    for f in product_factors(term):
         if isinstance(f, Var) and (c := classify_name(f.name)) is not None:
             coefs.append((f, c))
         elif isinstance(f, Num):
@@ -95,7 +95,7 @@ def _split_term(eq: Equation, term: Expr) -> _Term:
                     hint="coefficients are estimated, not written",
                 )
         else:
-            _check_predictor(eq, f)
+            check_predictor(eq, f)
             preds.append(f)
     if not coefs and not preds:
         raise spec_error(
@@ -121,21 +121,21 @@ def _single_coefficient(eq: Equation, t: _Term, what: str) -> tuple[Var, Coeffic
     return t.coefs[0]
 
 
-def _cov_call(e: Expr) -> Call | None:
+def cov_call(e: Expr) -> Call | None:
     """A ``cov(...)`` call anywhere inside ``e``."""
     if isinstance(e, Call):
         if e.func == COV:
             return e
-        return next((c for a in e.args if (c := _cov_call(a)) is not None), None)
+        return next((c for a in e.args if (c := cov_call(a)) is not None), None)
     if isinstance(e, Product):
-        return next((c for f in e.factors if (c := _cov_call(f)) is not None), None)
+        return next((c for f in e.factors if (c := cov_call(f)) is not None), None)
     if isinstance(e, Power):
-        return _cov_call(e.base)
+        return cov_call(e.base)
     return None
 
 
-def _check_predictor(eq: Equation, e: Expr) -> None:
-    if (cov := _cov_call(e)) is not None:
+def check_predictor(eq: Equation, e: Expr) -> None:
+    if (cov := cov_call(e)) is not None:
         raise spec_error(
             eq,
             cov.span,
@@ -174,7 +174,7 @@ def _lhs_beta(eq: Equation) -> tuple[Var, int] | None:
             hint="e.g. 'mathach = b0 + e' or 'b0 = g00 + u0'",
         )
     lhs = eq.lhs[0]
-    factors = _factors(lhs)
+    factors = product_factors(lhs)
     coefs = [(f, c) for f in factors if isinstance(f, Var) and (c := classify_name(f.name))]
     if coefs:
         var, c = coefs[0]
@@ -202,12 +202,12 @@ def _lhs_beta(eq: Equation) -> tuple[Var, int] | None:
             f"'{lhs.text()}' cannot be the outcome",
             expected="a single variable (or a transform such as log(y))",
         )
-    _check_predictor(eq, lhs)
+    check_predictor(eq, lhs)
     # a level-2 equation with a mistyped beta reads like a second outcome: say so
     rhs = [
         c
         for t in eq.rhs
-        for f in _factors(t)
+        for f in product_factors(t)
         if isinstance(f, Var) and (c := classify_name(f.name))
     ]
     gammas = [c for c in rhs if c.kind == "gamma"]
@@ -670,9 +670,9 @@ def parse_equations(text: str) -> ModelSpec:
     level2: dict[int, _Level2] = {}
     covs: list[_Covariance] = []
     for eq in equations:
-        if any(_cov_call(t) is not None for t in eq.lhs):
+        if any(cov_call(t) is not None for t in eq.lhs):
             if len(eq.lhs) != 1 or not (isinstance(eq.lhs[0], Call) and eq.lhs[0].func == COV):
-                call = next(c for t in eq.lhs if (c := _cov_call(t)) is not None)
+                call = next(c for t in eq.lhs if (c := cov_call(t)) is not None)
                 raise spec_error(
                     eq,
                     call.span,

@@ -135,7 +135,7 @@ def _is_identifier(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name)
 
 
-class _Writer:
+class TermWriter:
     """Writes expressions as patsy and R factors, collecting the derived columns."""
 
     def __init__(
@@ -173,9 +173,9 @@ class _Writer:
         if isinstance(expr, Call) and expr.func == "C" or self.is_categorical(expr):
             inner = expr.args[0] if isinstance(expr, Call) else expr
             name = self.rename(inner.name)
-            return [(f"C({_patsy_name(name)})", f"factor({_r_name(name)})")]
+            return [(f"C({patsy_name(name)})", f"factor({r_name(name)})")]
         name = self.column(expr)
-        return [(_patsy_name(name), _r_name(name))]
+        return [(patsy_name(name), r_name(name))]
 
     def term(self, *parts: Expr | None) -> tuple[str, str]:
         """The patsy and R interaction of ``parts`` (``'1'`` when there is none)."""
@@ -185,7 +185,7 @@ class _Writer:
         return ":".join(p for p, _ in pairs), ":".join(r for _, r in pairs)
 
 
-def _r_dummy(term: str) -> str:
+def r_dummy(term: str) -> str:
     """``factor(x)`` alone -> ``dummy(x)``: in a formula without an intercept R would code
     every category of the factor, ``lme4::dummy`` all but the first (treatment coding)."""
     if term.startswith("factor(") and term.endswith(")") and ":" not in term:
@@ -193,7 +193,7 @@ def _r_dummy(term: str) -> str:
     return term
 
 
-def _patsy_name(name: str) -> str:
+def patsy_name(name: str) -> str:
     return name if _is_identifier(name) else f"Q({name!r})"
 
 
@@ -202,7 +202,7 @@ _R_RESERVED = set(
 )
 
 
-def _r_name(name: str) -> str:
+def r_name(name: str) -> str:
     plain = re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", name) and name not in _R_RESERVED
     return name if plain else f"`{name}`"
 
@@ -238,7 +238,7 @@ def reduced_formulas(
         e for b in spec.betas for e in (b.predictor, *(g.predictor for g in b.gammas)) if e
     ]
     used = {columns.get(v.name, v.name) for e in expressions for v in e.variables()}
-    writer = _Writer(
+    writer = TermWriter(
         rename=lambda name: columns.get(name, name),
         categorical=lambda e: isinstance(e, Var) and is_cat(columns.get(e.name, e.name)),
         reserved=used | ({cluster} if cluster else set()),
@@ -257,7 +257,7 @@ def reduced_formulas(
                 fixed_r.append(r_term)
     if "1" not in fixed_patsy:  # no overall intercept: say so, as both languages need
         fixed_patsy.insert(0, "0")
-        fixed_r = [_r_dummy(t) for t in fixed_r]
+        fixed_r = [r_dummy(t) for t in fixed_r]
         fixed_r.insert(0, "0")
     else:
         k = fixed_patsy.index("1")
@@ -276,7 +276,7 @@ def reduced_formulas(
         random_patsy.insert(0, "0")
         random_r.insert(0, "0")
 
-    groups_r = _r_name(cluster) if cluster is not None else "cluster"
+    groups_r = r_name(cluster) if cluster is not None else "cluster"
     # one (... | g) term per block of tau (cov(uK, uM) = 0 lines), as lme4 writes them
     r_of = {
         str(b.u_label): term
@@ -288,7 +288,7 @@ def reduced_formulas(
         if "1" not in terms:
             # without an intercept R codes a factor's every category; lme4's dummy(x) keeps
             # the indicators of all but the first, the treatment coding mlmwrap uses
-            terms = [_r_dummy(t) for t in terms]
+            terms = [r_dummy(t) for t in terms]
             terms.insert(0, "0")
         else:
             terms.insert(0, terms.pop(terms.index("1")))

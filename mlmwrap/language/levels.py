@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 from mlmwrap.errors import EquationSyntaxError
 from mlmwrap.language.equations import (
-    _check_predictor,
-    _cov_call,
-    _factors,
+    check_predictor,
+    cov_call,
     parse_equations,
+    product_factors,
     spec_error,
 )
 from mlmwrap.language.expr import Call, Expr, Num, Var, product
@@ -140,7 +140,7 @@ class _Term:
 def _split(eq: Equation, term: Expr, allowed: str, where: str, hints: dict[str, str]) -> _Term:
     coefs: list[tuple[Var, _Name]] = []
     preds: list[Expr] = []
-    for f in _factors(term):
+    for f in product_factors(term):
         if isinstance(f, Var) and (n := _classify(f.name)) is not None:
             if n.kind not in allowed:
                 raise spec_error(
@@ -161,7 +161,7 @@ def _split(eq: Equation, term: Expr, allowed: str, where: str, hints: dict[str, 
                     f"the number {f.text()} cannot multiply a term",
                     expected=hints["expected"],
                 )
-            _check_predictor(eq, f)
+            check_predictor(eq, f)
             preds.append(f)
     if len(coefs) > 1:
         raise spec_error(
@@ -372,7 +372,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
     upper: dict[int, dict[tuple[int, ...], _Eq]] = {2: {}, 3: {}}
     covs = []
     for eq in equations:
-        if any(_cov_call(t) is not None for t in eq.lhs):
+        if any(cov_call(t) is not None for t in eq.lhs):
             if len(eq.lhs) != 1 or not isinstance(eq.lhs[0], Call):
                 raise spec_error(
                     eq,
@@ -399,7 +399,7 @@ def parse_three_level(text: str, equations: tuple[Equation, ...] | None = None) 
                     f"more than one level-1 equation (line {level1[0].lineno} is one already)",
                     expected="pK or bKM on the left of the equation",
                 )
-            _check_predictor(eq, lhs)
+            check_predictor(eq, lhs)
             betas, residual = _read_level1(eq)
             level1 = (eq, betas, residual)
             continue

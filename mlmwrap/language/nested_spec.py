@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mlmwrap.language.expr import NO_SPAN, Expr, Span, Var, product
-from mlmwrap.language.formulas import _patsy_name, _r_dummy, _r_name, _Writer, derived_name
+from mlmwrap.language.formulas import TermWriter, derived_name, patsy_name, r_dummy, r_name
 from mlmwrap.language.spec import covariance_blocks
 
 __all__ = [
@@ -257,8 +257,8 @@ class NestedFormulas:
         return "\n".join(lines)
 
 
-class _LevelWriter(_Writer):
-    """A :class:`_Writer` whose derived columns are keyed by the level they are written at:
+class _LevelWriter(TermWriter):
+    """A :class:`TermWriter` whose derived columns are keyed by the level they are written at:
     ``cwc(x)`` in a level-1 and in a level-2 equation are different columns."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -346,14 +346,14 @@ def nested_formulas(
             terms.append(tp)
         random_rhs.append(" + ".join(_intercept_first(terms)) if terms else "")
     # lme4 grouping factors: level 2 within level 3 is 'lea:school'
-    r_names = [_r_name(c) for c in clusters]
+    r_names = [r_name(c) for c in clusters]
     bars = []
     for level in range(2, spec.n_levels + 1):
         group = ":".join(reversed(r_names[level - 2 :]))
         for block in spec.tau_blocks(level):
             terms = _intercept_first([r_of[u] for u in block])
             if terms[0] == "0":  # R would code a factor's every category: keep all but one
-                terms = ["0", *(_r_dummy(t) for t in terms[1:])]
+                terms = ["0", *(r_dummy(t) for t in terms[1:])]
             bars.append(f"({' + '.join(terms)} | {group})")
     return NestedFormulas(
         fixed=f"{outcome_patsy} ~ {' + '.join(order)}",
@@ -369,4 +369,4 @@ def nested_formulas(
 
 
 # patsy names of plain columns, for the design
-patsy_name = _patsy_name
+patsy_name = patsy_name

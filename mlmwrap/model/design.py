@@ -471,20 +471,18 @@ def category_levels(series: pd.Series) -> list:
     return sorted(series.dropna().unique(), key=lambda v: (str(type(v)), v))
 
 
-def _rename_vars(expr: Expr, mapping: dict[str, str]) -> Expr:
+def rename_vars(expr: Expr, mapping: dict[str, str]) -> Expr:
     """A copy of ``expr`` whose Var names are the resolved data columns."""
     if isinstance(expr, Var):
         return Var(name=mapping[expr.name], span=expr.span)
     if isinstance(expr, Call):
         return Call(
-            func=expr.func, args=tuple(_rename_vars(a, mapping) for a in expr.args), span=expr.span
+            func=expr.func, args=tuple(rename_vars(a, mapping) for a in expr.args), span=expr.span
         )
     if isinstance(expr, Product):
-        return Product(
-            factors=tuple(_rename_vars(f, mapping) for f in expr.factors), span=expr.span
-        )
+        return Product(factors=tuple(rename_vars(f, mapping) for f in expr.factors), span=expr.span)
     if isinstance(expr, Power):
-        return Power(base=_rename_vars(expr.base, mapping), exponent=expr.exponent, span=expr.span)
+        return Power(base=rename_vars(expr.base, mapping), exponent=expr.exponent, span=expr.span)
     return expr
 
 
@@ -497,7 +495,7 @@ def _all_expressions(spec: ModelSpec) -> list[Expr]:
     return exprs
 
 
-def _column_error(spec: ModelSpec, var: Var, columns: pd.Index) -> DataError:
+def column_error(spec: ModelSpec, var: Var, columns: pd.Index) -> DataError:
     names = [str(c) for c in columns]
     close = difflib.get_close_matches(var.name, names, n=3, cutoff=0.6)
     if not close:
@@ -524,7 +522,7 @@ def evaluate_on_sample(spec: ModelSpec, design: Design, expr: Expr) -> np.ndarra
     Centering is computed on that sample, exactly as when the design was built.
     """
     builder = _Builder(spec, design.frame.reset_index(drop=True), design.codes)
-    return builder.numeric(_rename_vars(expr, design.columns))
+    return builder.numeric(rename_vars(expr, design.columns))
 
 
 def _copy_on_write() -> bool:
@@ -613,7 +611,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
                 continue
             resolved = resolve_name(var.name, data.columns)
             if resolved is None:
-                raise _column_error(spec, var, data.columns)
+                raise column_error(spec, var, data.columns)
             mapping[var.name] = resolved
 
     check_columns(spec, data, mapping, cluster)
@@ -643,7 +641,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, cluster: str) -> Design:
     row_index = frame.index
     frame = frame.reset_index(drop=True)
     builder = _Builder(spec, frame, codes)
-    resolved = {id(e): _rename_vars(e, mapping) for e in _all_expressions(spec)}
+    resolved = {id(e): rename_vars(e, mapping) for e in _all_expressions(spec)}
 
     y = builder.numeric(resolved[id(spec.outcome)])
     check_outcome(spec, y, mapping)
@@ -726,7 +724,7 @@ def _model_frame(
         if name != cluster and not is_numeric_column(frame[name]):
             out[name] = pd.Categorical(frame[name], categories=category_levels(frame[name]))
     for name, expr in formulas.derived_exprs.items():
-        out[name] = builder.numeric(_rename_vars(expr, mapping))
+        out[name] = builder.numeric(rename_vars(expr, mapping))
     # copy=False: the caller's columns are shared (copy-on-write), derived ones are new.
     return pd.DataFrame(out, index=frame.index, copy=False)
 
@@ -786,7 +784,7 @@ def _design_matrices(
     seen: set[str] = set()
     for gamma in spec.gammas:
         term = formulas.term_of_gamma[gamma.label]
-        cols = _term_columns(slices, term, wanted[gamma.label])
+        cols = term_columns(slices, term, wanted[gamma.label])
         if term in seen or cols is None:  # two gammas of one term, or patsy merged them
             k = len(order)
             raise DataError(
@@ -802,7 +800,7 @@ def _design_matrices(
         n_random[random_effect_base(u)] = n_random.get(random_effect_base(u), 0) + 1
     random: list[int] = []
     for u, n in n_random.items():
-        cols = _term_columns(slices, formulas.term_of_random[u], n)
+        cols = term_columns(slices, formulas.term_of_random[u], n)
         if cols is None:  # pragma: no cover - the terms were checked above
             raise DataError(
                 f"patsy coded the random term of {u} in an unexpected way",
@@ -813,7 +811,7 @@ def _design_matrices(
     return matrices, [names[k] for k in order], [names[k] for k in random]
 
 
-def _term_columns(slices: dict, term: str, wanted: int) -> list[int] | None:
+def term_columns(slices: dict, term: str, wanted: int) -> list[int] | None:
     """The columns of ``term`` in patsy's matrix: all of them, or without the reference
     category where patsy coded a categorical in full (an interaction without its main
     effect)."""

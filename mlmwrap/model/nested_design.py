@@ -50,13 +50,13 @@ from mlmwrap.language.nested_spec import NestedFormulas, NestedSpec, nested_form
 from mlmwrap.model.centering import cluster_means, varies_within
 from mlmwrap.model.design import (
     TRANSFORMS,
-    _column_error,
-    _rename_vars,
-    _term_columns,
     categorical_centering_error,
     category_levels,
+    column_error,
     is_numeric_column,
     level_text,
+    rename_vars,
+    term_columns,
 )
 from mlmwrap.model.engine import block_pattern
 
@@ -343,7 +343,9 @@ def _level_label(model: dict, column: str, text: str) -> str:
     return text
 
 
-def _resolve(spec: NestedSpec, data: pd.DataFrame, with_outcome: bool = True) -> dict[str, str]:
+def resolve_columns(
+    spec: NestedSpec, data: pd.DataFrame, with_outcome: bool = True
+) -> dict[str, str]:
     exprs = [spec.outcome] if with_outcome else []
     exprs += [e for g in spec.gammas for e in g.predictors if e is not None]
     mapping: dict[str, str] = {}
@@ -351,7 +353,7 @@ def _resolve(spec: NestedSpec, data: pd.DataFrame, with_outcome: bool = True) ->
         for v in e.variables():
             col = resolve_nested_name(v.name, data.columns)
             if col is None:
-                raise _column_error(spec, v, data.columns)  # type: ignore[arg-type]
+                raise column_error(spec, v, data.columns)  # type: ignore[arg-type]
             mapping[v.name] = col
     return mapping
 
@@ -401,7 +403,7 @@ def build_nested_design(
                 f"there is no cluster column '{c}' in the data",
                 expected="a column that identifies the units of a level",
             )
-    mapping = _resolve(spec, data, with_outcome)
+    mapping = resolve_columns(spec, data, with_outcome)
     used = list(dict.fromkeys([*mapping.values(), *clusters]))
     frame = data[used]
     complete = frame.notna().all(axis=1).to_numpy()
@@ -424,13 +426,13 @@ def build_nested_design(
     for name, expr in formulas.derived_exprs.items():
         if not with_outcome and any(v.name not in mapping for v in expr.variables()):
             continue  # a transform of the outcome (log(y)), not needed for predictions
-        model[name] = ev.numeric(_rename_vars(expr, mapping), formulas.derived_levels[name])
+        model[name] = ev.numeric(rename_vars(expr, mapping), formulas.derived_levels[name])
     # each predictor constant at the level of its equation
     for g in spec.gammas:
         for level, e in enumerate(g.predictors, start=1):
             if e is None:
                 continue
-            renamed = _rename_vars(e, mapping)
+            renamed = rename_vars(e, mapping)
             if (
                 isinstance(renamed, Call)
                 and renamed.func == "C"
@@ -468,7 +470,7 @@ def build_nested_design(
         term = formulas.term_of_gamma[g.label]
         sl = info.term_name_slices.get("Intercept" if term == "1" else term)
         n_cols = 0 if sl is None else sl.stop - sl.start
-        cols = None if term in seen else _term_columns(info.term_name_slices, term, n_cols)
+        cols = None if term in seen else term_columns(info.term_name_slices, term, n_cols)
         if cols is None:
             raise DataError(
                 f"the fixed term of {g.label} duplicates another one, so it cannot be estimated",
@@ -492,7 +494,7 @@ def build_nested_design(
         )
     y_name = formulas.outcome
     if with_outcome:
-        y = ev.numeric(_rename_vars(spec.outcome, mapping), 1)
+        y = ev.numeric(rename_vars(spec.outcome, mapping), 1)
     else:
         y = np.zeros(len(frame))
     del y_name
@@ -505,7 +507,7 @@ def build_nested_design(
             term = formulas.term_of_random[r.label]
             categories = _categories_of(model, term)
             n = 1 if categories is None else len(categories) - 1
-            found = _term_columns(info.term_name_slices, term, n)
+            found = term_columns(info.term_name_slices, term, n)
             if found is None:  # pragma: no cover - the terms were checked above
                 raise DataError(f"patsy coded the random term of {r.label} in an unexpected way")
             positions[r.label] = list(range(len(cols), len(cols) + n))

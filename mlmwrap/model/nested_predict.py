@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mlmwrap.errors import DataError
-from mlmwrap.model.nested_design import NestedDesign, _resolve, build_nested_design
+from mlmwrap.model.nested_design import NestedDesign, build_nested_design, resolve_columns
 
 __all__ = ["NestedPrediction", "predict_nested"]
 
@@ -66,7 +66,7 @@ def predict_nested(
                 expected="the cluster columns of the fit: " + ", ".join(clusters),
                 hint="a unit not in the fit can have any new id",
             )
-    mapping = _resolve(spec, newdata, with_outcome=False)
+    mapping = resolve_columns(spec, newdata, with_outcome=False)
     used = list(dict.fromkeys([*mapping.values(), *clusters]))
     fit_rows = design.frame[used]
     new_rows = newdata[used].reset_index(drop=True)

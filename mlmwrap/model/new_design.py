@@ -326,7 +326,7 @@ class NewDesign:
     index: pd.Index
 
 
-def _uses_cluster_means(spec) -> bool:
+def uses_cluster_means(spec) -> bool:
     def walk(e: Expr | None) -> bool:
         if e is None:
             return False
@@ -374,16 +374,16 @@ def new_design(res: MLMResults, newdata: pd.DataFrame, need_cluster: bool = True
         fit_position[cluster_missing] = -1
         new_codes = np.asarray(pd.factorize(ids)[0])
     else:
-        if need_cluster or _uses_cluster_means(res.spec):
+        if need_cluster or uses_cluster_means(res.spec):
             why = (
                 "the model centers within clusters (cwc/cmean)"
-                if _uses_cluster_means(res.spec)
+                if uses_cluster_means(res.spec)
                 else "the random part needs each row's cluster"
             )
             raise DataError(
                 f"newdata has no cluster column '{cluster}'; {why}",
                 hint=f"add the column '{cluster}' (a new id for a new cluster)"
-                + ("" if _uses_cluster_means(res.spec) else ", or pass random=False"),
+                + ("" if uses_cluster_means(res.spec) else ", or pass random=False"),
             )
         fit_position = np.full(n, -1)
         cluster_missing = np.ones(n, dtype=bool)

@@ -199,14 +199,14 @@ def _check_gamma(res: MLMResults | TableData, gamma: pd.DataFrame) -> pd.DataFra
     return out
 
 
-def _uses_df(gamma: pd.DataFrame) -> bool:
+def uses_df(gamma: pd.DataFrame) -> bool:
     """Whether the gammas come with (finite) degrees of freedom: t-tests, not z."""
     return "df" in gamma.columns and bool(np.isfinite(gamma["df"].to_numpy(float)).any())
 
 
-def _statistic(gamma: pd.DataFrame) -> tuple[str, pd.Series]:
+def test_statistic(gamma: pd.DataFrame) -> tuple[str, pd.Series]:
     """``('t', t)`` when the gammas have df, else ``('z', z)``; computed if no column."""
-    with_df = _uses_df(gamma)
+    with_df = uses_df(gamma)
     for col in ("t",) if with_df else ("z", "t"):
         if col in gamma.columns:
             return ("t" if with_df else "z"), gamma[col]
@@ -254,7 +254,7 @@ def to_frame(res: MLMResults | TableData, gamma: pd.DataFrame | None = None) -> 
     """
     d = table_data(res, gamma)
     g = d.gamma
-    name, stat = _statistic(g)
+    name, stat = test_statistic(g)
     nan = float("nan")
     rows: list[dict[str, Any]] = []
     for label, row in g.iterrows():
@@ -265,7 +265,7 @@ def to_frame(res: MLMResults | TableData, gamma: pd.DataFrame | None = None) -> 
                 "estimate": float(row["estimate"]),
                 "se": float(row["se"]),
                 "statistic": float(stat[label]),
-                "df": float(row["df"]) if _uses_df(g) else nan,
+                "df": float(row["df"]) if uses_df(g) else nan,
                 "p": float(row["p"]),
                 "ci_lower": float(row["ci_lower"]),
                 "ci_upper": float(row["ci_upper"]),
@@ -289,7 +289,7 @@ def to_frame(res: MLMResults | TableData, gamma: pd.DataFrame | None = None) -> 
             effect = d.random_terms[i] if i == j else f"{d.random_terms[i]}, {d.random_terms[j]}"
             if frozenset((bases[i], bases[j])) in fixed:
                 effect += " (fixed at 0)"
-            random_row(f"tau{_pair(idx[i], idx[j])}", tau[i, j], effect)
+            random_row(f"tau{pair_label(idx[i], idx[j])}", tau[i, j], effect)
     random_row("sigma2", d.sigma2, "(level-1 residual)")
     for i, lab in enumerate(labels):
         random_row(f"sd({lab})", math.sqrt(max(tau[i, i], 0.0)), d.random_terms[i])
@@ -316,7 +316,7 @@ def to_frame(res: MLMResults | TableData, gamma: pd.DataFrame | None = None) -> 
     return pd.DataFrame(rows, columns=columns)
 
 
-def _pair(a: str, b: str) -> str:
+def pair_label(a: str, b: str) -> str:
     return f"{a}{b}" if len(a) == 1 and len(b) == 1 else f"{a},{b}"
 
 
@@ -393,7 +393,7 @@ def to_json(
         "source": d.source,
         "equations": {"text": d.equations_text, "latex": d.equations_latex},
         "inference": {
-            "statistic": _statistic(g)[0],
+            "statistic": test_statistic(g)[0],
             "df_method": d.df_method,
             "description": d.inference,
             "level": d.level,

@@ -65,7 +65,7 @@ __all__ = [
     "ResultPlots",
 ]
 
-_POINT = {"marker": "o", "ms": 2.5, "color": "0.15", "linestyle": "none"}
+POINT_STYLE = {"marker": "o", "ms": 2.5, "color": "0.15", "linestyle": "none"}
 _AVERAGE = {"color": "tab:red", "lw": 2.5, "zorder": 5}
 
 
@@ -80,7 +80,7 @@ def _pyplot():
     return plt
 
 
-def _axes(ax: Any, n: int, size: tuple[float, float]) -> tuple[Figure, list[Axes]]:
+def figure_axes(ax: Any, n: int, size: tuple[float, float]) -> tuple[Figure, list[Axes]]:
     """``n`` panels: the caller's (one Axes or a sequence) or a new row of them."""
     if ax is None:
         plt = _pyplot()
@@ -163,7 +163,7 @@ def caterpillar(res: MLMResults, effects: Sequence[str] | None = None, ax: Any =
         )
     u, cov = empirical_bayes(res)
     sd = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None))
-    fig, axes = _axes(ax, len(chosen), (5.0, 3.6))
+    fig, axes = figure_axes(ax, len(chosen), (5.0, 3.6))
     for a, label in zip(axes, chosen, strict=True):
         k = labels.index(label)
         order = np.argsort(u[:, k], kind="stable")
@@ -174,7 +174,7 @@ def caterpillar(res: MLMResults, effects: Sequence[str] | None = None, ax: Any =
             yerr=1.96 * sd[order, k],
             elinewidth=0.8,
             ecolor="0.6",
-            **_POINT,
+            **POINT_STYLE,
         )
         a.axhline(0.0, color="tab:red", lw=1)
         a.set_title(f"{_u(label)}: {_noun(res)} effects on {_what(res, k)}")
@@ -273,7 +273,7 @@ def spaghetti(
     np.minimum.at(lo, codes, x)
     np.maximum.at(hi, codes, x)
     coef = cluster_betas(res)
-    fig, (a,) = _axes(ax, 1, (6.0, 4.5))
+    fig, (a,) = figure_axes(ax, 1, (6.0, 4.5))
     colors, legend = _cluster_colors(res, color_by)
     for j in range(J):
         xs = np.array([lo[j], hi[j]])
@@ -328,7 +328,7 @@ def _qq(a: Axes, values: np.ndarray, line: str) -> None:
     values = np.sort(values)
     n = len(values)
     q = sstats.norm.ppf((np.arange(1, n + 1) - 0.5) / n)
-    a.plot(q, values, **_POINT)
+    a.plot(q, values, **POINT_STYLE)
     if line == "identity":
         ref = np.array([q[0], q[-1]])
         a.plot(ref, ref, color="tab:red", lw=1)
@@ -359,8 +359,8 @@ def residuals(res: MLMResults, ax: Any = None) -> Figure:
     """
     fitted = predict(res).to_numpy()
     r = res.design.y - fitted
-    fig, (a, b) = _axes(ax, 2, (5.0, 4.0))
-    a.plot(fitted, r, **(_POINT | {"ms": 1.5, "alpha": 0.4}))
+    fig, (a, b) = figure_axes(ax, 2, (5.0, 4.0))
+    a.plot(fitted, r, **(POINT_STYLE | {"ms": 1.5, "alpha": 0.4}))
     a.axhline(0.0, color="tab:red", lw=1)
     a.set_title(r"Level-1 residuals $r_{ij}$ vs fitted values")
     a.set_xlabel(rf"fitted {res.outcome} ($\gamma$ part + $u_j$ part)")
@@ -392,7 +392,7 @@ def random_effects_qq(res: MLMResults, ax: Any = None) -> Figure:
     """
     u, _ = empirical_bayes(res)
     labels = res.design.random_labels
-    fig, axes = _axes(ax, len(labels), (4.2, 4.0))
+    fig, axes = figure_axes(ax, len(labels), (4.2, 4.0))
     for k, (a, label) in enumerate(zip(axes, labels, strict=True)):
         _qq(a, u[:, k], "quartiles")
         a.set_title(f"Normal Q-Q plot of {_u(label)} (EB)")
@@ -480,11 +480,11 @@ def within_between(
     J = d.n_clusters
     xbar, ybar = cluster_means(np.column_stack([x, d.y]), d.codes, J).T
     sd = np.sqrt(cluster_means((x - xbar[d.codes]) ** 2, d.codes, J))
-    fig, (a,) = _axes(ax, 1, (6.0, 4.5))
+    fig, (a,) = figure_axes(ax, 1, (6.0, 4.5))
     for j in range(d.n_clusters):
         xs = np.array([xbar[j] - sd[j], xbar[j] + sd[j]])
         a.plot(xs, ybar[j] + within * (xs - xbar[j]), color="0.6", lw=0.8)
-    a.plot(xbar, ybar, label=f"{_noun(res)} means", **(_POINT | {"ms": 3.5}))
+    a.plot(xbar, ybar, label=f"{_noun(res)} means", **(POINT_STYLE | {"ms": 3.5}))
     xs = np.array([xbar.min(), xbar.max()])
     a.plot(
         xs,

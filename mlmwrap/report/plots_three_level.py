@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlmwrap.errors import MLMError
-from mlmwrap.report.plots import _POINT, _axes
+from mlmwrap.report.plots import POINT_STYLE, figure_axes
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -27,7 +27,7 @@ def caterpillar_level(res: NestedResults, level: int | str = 2, ax: Any = None) 
     if not labels:
         raise MLMError(f"level {level} has no random effect to plot")
     name = table.index.names[-1] if level in (2, res.clusters[0]) else table.index.name
-    fig, axes = _axes(ax, len(labels), (5.0, 3.6))
+    fig, axes = figure_axes(ax, len(labels), (5.0, 3.6))
     for a, label in zip(axes, labels, strict=True):
         est = table[label].to_numpy()
         sd = table[f"se_{label}"].to_numpy()
@@ -38,7 +38,7 @@ def caterpillar_level(res: NestedResults, level: int | str = 2, ax: Any = None) 
             yerr=1.96 * sd[order],
             elinewidth=0.8,
             ecolor="0.6",
-            **_POINT,
+            **POINT_STYLE,
         )
         a.axhline(0.0, color="tab:red", lw=1)
         a.set_title(f"{label}: {name} effects")

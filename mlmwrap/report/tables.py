@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlmwrap.errors import MLMError
-from mlmwrap.report.export import TableData, _pair, _statistic, _uses_df, table_data
+from mlmwrap.report.export import TableData, pair_label, table_data, test_statistic, uses_df
 from mlmwrap.report.latex import latex_escape, snap_boundary
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -196,8 +196,8 @@ def _n(n: int) -> str:
 
 def _fixed(d: TableData, digits: int) -> _Table:
     g = d.gamma
-    name, stat = _statistic(g)
-    with_df = _uses_df(g)
+    name, stat = test_statistic(g)
+    with_df = uses_df(g)
     headers = [_Cell("Fixed effect"), _Cell("Coefficient"), _Cell("Estimate"), _italic("SE")]
     pct = _percent(d.level)
     headers += [_Cell(f"{pct}% CI", latex=f"{pct}\\% CI"), _italic(name)]
@@ -300,7 +300,7 @@ def _variance(d: TableData, digits: int) -> _Table:
     for i, lab in enumerate(labels):
         name = f"{_random_name(d.random_terms[i])}, {lab}"
         u_tex = _u_tex(lab)
-        pair = _pair(idx[i], idx[i])
+        pair = pair_label(idx[i], idx[i])
         cells = [
             _Cell(name, latex=f"{latex_escape(name.rsplit(', ', 1)[0])}, {u_tex}"),
             _Cell(f"τ{pair}", latex=f"$\\tau_{{{pair}}}$", html=f"&tau;<sub>{pair}</sub>"),

@@ -51,9 +51,9 @@ _CENTERING = ("cwc", "cmean", "cgm")
 
 
 def _nw():
-    from mlmwrap.model.aggregate.sources import _narwhals
+    from mlmwrap.model.aggregate.sources import import_narwhals
 
-    return _narwhals()
+    return import_narwhals()
 
 
 def _collect(lf):

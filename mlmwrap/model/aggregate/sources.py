@@ -32,7 +32,7 @@ ENGINES = ("polars", "duckdb")
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
-def _narwhals():
+def import_narwhals():
     try:
         import narwhals.stable.v2 as nw
     except ImportError:  # pragma: no cover - narwhals is in the 'engines' extra
@@ -92,7 +92,7 @@ def classify(data: Any, engine: str | None = None) -> tuple[str, Any]:
         return "pandas", data
     if isinstance(data, (str, Path)):
         data = _scan(Path(data), engine)
-    nw = _narwhals()
+    nw = import_narwhals()
     with warnings.catch_warnings():
         # narwhals announces that Dask support moves to a plug-in; nothing for users to do.
         warnings.simplefilter("ignore", FutureWarning)
