@@ -16,6 +16,11 @@ levels), with ``H_ss = 4 nu / sigma^2`` and ``H_ts = -2 (d r2 / d theta) / sigma
 derivatives of ``r2`` and of every ``l' A^-1 l`` come from one reverse pass through the
 engine's recursion (:func:`mlmwrap.model.nested.variance_derivatives`).
 
+The generalized inverse and any finite differences are taken in unit-free coordinates
+``u = varpar / scale`` (each theta entry over its natural size, the fit's
+``theta_scale``; sigma over its estimate), as for two levels: the df are the same under
+this linear change of variables, and no tolerance depends on the data's units.
+
 Examples
 --------
 >>> import numpy as np
@@ -62,11 +67,14 @@ def unprofiled_nested_hessian(stats: NestedStats, fit: NestedFit, d_r2: np.ndarr
     """Hessian of :func:`unprofiled_nested_deviance` in (theta, sigma) at the optimum, from
     the profiled Hessian: ``H_tt = H_p + H_ts H_ts' / H_ss``."""
     H_p = fit.hessian
-    if H_p is None:  # a fit made without one: central differences of the analytic gradient
+    if H_p is None:  # a fit made without one: central differences of the analytic gradient,
+        # in theta over its natural size (steps free of the data's units)
         objective = nested_objective(stats, fit.reml)
-        H_p = hessian_from_gradient(
-            lambda t: objective(t)[1], fit.theta, rel=1e-5, order=2, floor=0.1
+        ts = fit.theta_scale
+        H_u = hessian_from_gradient(
+            lambda u: objective(u * ts)[1] * ts, fit.theta / ts, rel=1e-5, order=2, floor=0.1
         )
+        H_p = H_u / np.outer(ts, ts)
     nu = stats.n_obs - stats.p if fit.reml else stats.n_obs
     sigma2 = fit.sigma2
     sigma = np.sqrt(sigma2)
@@ -93,14 +101,17 @@ def nested_satterthwaite(
     """Satterthwaite df of each gamma (or of each row of ``contrasts``)."""
     p = stats.p
     Lmat = np.eye(p) if contrasts is None else np.atleast_2d(np.asarray(contrasts, float))
+    sigma2 = fit.sigma2
+    # unit-free coordinates u = varpar / scale: H_u = S H S, the gradient in u is S g
+    scale = np.append(fit.theta_scale, np.sqrt(sigma2))
     with np.errstate(all="ignore"):
         ev, d_r2, d_quad = variance_derivatives(stats, fit.theta, fit.reml, Lmat)
-        a_var = 2.0 * _pinv_psd(unprofiled_nested_hessian(stats, fit, d_r2))
-    sigma2 = fit.sigma2
+        H_u = unprofiled_nested_hessian(stats, fit, d_r2) * np.outer(scale, scale)
+        a_var = 2.0 * _pinv_psd(H_u)
     quad = np.einsum("ki,ij,kj->k", Lmat, ev.A_inv, Lmat)  # l' A^-1 l
     var_con = sigma2 * quad
-    # gradient of l'Cl = sigma^2 l'A^-1 l in (theta, sigma)
-    grad = np.column_stack([sigma2 * d_quad, 2.0 * np.sqrt(sigma2) * quad])
+    # gradient of l'Cl = sigma^2 l'A^-1 l in (theta, sigma), then in u
+    grad = np.column_stack([sigma2 * d_quad, 2.0 * np.sqrt(sigma2) * quad]) * scale
     denom = np.einsum("kv,vw,kw->k", grad, a_var, grad)
     with np.errstate(divide="ignore"):
         return 2.0 * var_con**2 / denom

@@ -61,10 +61,12 @@ import numpy as np
 from scipy import optimize as sopt
 
 from mlmwrap.model.engine import cluster_cross_products, theta_indices
+from mlmwrap.model.scaling import column_rms, level_theta_scales, scale_cross
 from mlmwrap.model.small_linalg import cholesky, log_diag_sum, solve_lower
 
 __all__ = [
     "NestedStats",
+    "NestedUnits",
     "NestedEvaluation",
     "NestedOptimum",
     "evaluate_nested",
@@ -190,6 +192,34 @@ class NestedStats:
             [L[level.rows, level.cols] for L, level in zip(Ls, self._levels, strict=True)]
         )
 
+    def units(self) -> NestedUnits:
+        """The root mean square of every column: each level's Z, X and y (the engine's
+        units, :class:`NestedUnits`)."""
+        rms = column_rms(self.cross, self.n_obs)
+        bounds = np.cumsum([0, *self.qs])
+        z = tuple(rms[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+        return NestedUnits(
+            z=z,
+            x=rms[bounds[-1] : bounds[-1] + self.p],
+            y=float(rms[-1]),
+            theta=level_theta_scales(z, self.frees),
+        )
+
+    def rescaled(self, units: NestedUnits) -> NestedStats:
+        """The same model with every column divided by its scale in ``units``:
+        the cross-products of ``[Z_2 / s_2, ..., Z_K / s_K, X / s_x, y / s_y]``. A ``free``
+        pattern of ``L`` is kept (``L = diag(1 / s_z) L_s`` has the same zeros)."""
+        scales = np.concatenate([*units.z, units.x, [units.y]])
+        return NestedStats(
+            cross=scale_cross(self.cross, scales),
+            qs=self.qs,
+            n_units=self.n_units,
+            parents=self.parents,
+            n_obs=self.n_obs,
+            p=self.p,
+            frees=self.frees,
+        )
+
     @classmethod
     def from_arrays(
         cls,
@@ -263,6 +293,59 @@ class NestedEvaluation:
     r2: float
     Ls: tuple[np.ndarray, ...]
     A_inv: np.ndarray = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class NestedUnits:
+    """The nested engine's units (:mod:`mlmwrap.model.scaling`), from
+    :meth:`NestedStats.units`.
+
+    The optimizer and every tolerance of the fit work on :meth:`NestedStats.rescaled`, the
+    model with every column at RMS 1, whose optimum is the same: with
+    ``Z_l = Z_l,s diag(s_l)``, ``X = X_s diag(s_x)`` and ``y = s_y y_s``, the ``V`` of the
+    two models is the same matrix when ``L_l = diag(1 / s_l) L_l,s``; then
+    ``A = diag(s_x) A_s diag(s_x)``, ``beta = beta_s s_y / s_x``, ``r2 = s_y^2 r2_s``,
+    ``sigma2 = s_y^2 sigma2_s``, and the deviance is the rescaled one plus
+    ``nu log s_y^2`` (plus ``log det diag(s_x)^2`` under REML). :meth:`original` maps an
+    evaluation back exactly.
+
+    Attributes
+    ----------
+    z : tuple of ndarray
+        RMS of each level's Z columns, level 2 first.
+    x : ndarray
+        RMS of each column of X.
+    y : float
+        RMS of y.
+    theta : ndarray
+        The natural size of each entry of theta, ``1 / s`` of its row of ``L``: ``theta =
+        theta_s * units.theta``, and a Hessian in theta is ``H_s / outer(units.theta,
+        units.theta)``.
+    """
+
+    z: tuple[np.ndarray, ...]
+    x: np.ndarray
+    y: float
+    theta: np.ndarray
+
+    def original(self, ev: NestedEvaluation, reml: bool, n_obs: int) -> NestedEvaluation:
+        """An evaluation of the rescaled model, in the data's units."""
+        sx = self.x
+        outer = np.outer(sx, sx)
+        logdet_sx2 = 2.0 * float(np.log(sx).sum())
+        nu = n_obs - len(sx) if reml else n_obs
+        shift = nu * 2.0 * np.log(self.y) + (logdet_sx2 if reml else 0.0)
+        return NestedEvaluation(
+            deviance=float(ev.deviance + shift),
+            beta=ev.beta * self.y / sx,
+            sigma2=ev.sigma2 * self.y**2,
+            A=ev.A * outer,
+            logdet_V=ev.logdet_V,
+            logdet_A=ev.logdet_A + logdet_sx2,
+            r2=ev.r2 * self.y**2,
+            Ls=tuple(L / sz[:, None] for L, sz in zip(ev.Ls, self.z, strict=True)),
+            A_inv=None if ev.A_inv is None else ev.A_inv / outer,
+        )
 
 
 def _forward(stats: NestedStats, Ls: list[np.ndarray]):
@@ -461,8 +544,16 @@ class NestedOptimum:
     theta: np.ndarray
     reml: bool
     converged: bool
-    gradient_norm: float
+    gradient_norm: float  # of the deviance in the engine's units (theta_s: free of units)
     n_evaluations: int
+    # The engine's units (the data's columns' RMS); None: the data's own units.
+    units: NestedUnits | None = field(default=None, kw_only=True, repr=False)
+
+    @property
+    def theta_scale(self) -> np.ndarray:
+        """The natural size of each entry of theta (:attr:`NestedUnits.theta`); ones
+        without units."""
+        return np.ones(len(self.theta)) if self.units is None else self.units.theta
 
     @property
     def deviance(self) -> float:
@@ -576,20 +667,26 @@ def optimize_nested(
     """Minimize the profiled deviance over every level's relative covariance factor.
 
     BFGS with the analytic gradient (:func:`deviance_and_gradient`) from several starts
-    (:func:`search_starts`); the best is kept. (The Newton polish and the Hessian checks
-    are in :func:`mlmwrap.model.nested_fit.verify_nested`, which uses a looser ``gtol`` and
-    a ``stall`` rule, see :func:`_bfgs`.)
+    (:func:`search_starts`); the best is kept. The search runs in the engine's units
+    (:class:`NestedUnits`: every column at RMS 1), so ``gtol`` and the starts are free of
+    the data's units; the optimum is mapped back exactly. (The Newton polish and the
+    Hessian checks are in :func:`mlmwrap.model.nested_fit.verify_nested`, which uses a
+    looser ``gtol`` and a ``stall`` rule, see :func:`_bfgs`.)
     """
+    units = stats.units()
+    scaled = stats.rescaled(units)
     counter = [0]
-    objective = nested_objective(stats, reml, counter)
-    _, theta, _ = search_starts(stats, objective, gtol, stall)
+    objective = nested_objective(scaled, reml, counter)
+    _, theta, _ = search_starts(scaled, objective, gtol, stall)
     fun, grad = objective(theta)
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
+    evaluation = evaluate_nested(scaled, scaled.split_theta(theta), reml)
     return NestedOptimum(
-        evaluation=evaluate_nested(stats, stats.split_theta(theta), reml),
-        theta=theta,
+        evaluation=units.original(evaluation, reml, stats.n_obs),
+        theta=theta * units.theta,
         reml=reml,
         converged=bool(np.isfinite(fun) and gnorm < 1e-2),
         gradient_norm=gnorm,
         n_evaluations=counter[0],
+        units=units,
     )

@@ -5,7 +5,14 @@ is polished with Newton steps on a finite-difference Hessian of the analytic gra
 (:func:`mlmwrap.model.numdiff.hessian_from_gradient`) and checked as the two-level engine
 checks its own: the Newton step the gradient implies must be negligible where the Hessian is
 positive definite, and a boundary (a diagonal entry of some level's ``L`` below lme4's
-``isSingular`` tolerance on theta) is reported rather than failed.
+``isSingular`` tolerance) is reported rather than failed.
+
+All of it runs in the engine's units (:class:`mlmwrap.model.nested.NestedUnits`: every
+column of every level's Z, of X and of y at RMS 1), as the two-level engine does
+(:mod:`mlmwrap.model.scaling`): the starts, the finite-difference steps, the convergence
+tolerances and the singular and zero-variance tests apply to the unit-free ``L_s``, so
+rescaling the outcome or a predictor changes the answer only by the implied factors. The
+optimum, its evaluation and its Hessian are mapped back to the data's units exactly.
 
 Examples
 --------
@@ -56,7 +63,8 @@ class NestedFit(NestedOptimum):
         Warnings for the user.
     hessian
         Hessian of the profiled deviance in theta at ``theta`` (central differences of the
-        analytic gradient), for the Satterthwaite df (:mod:`mlmwrap.analysis.nested_inference`).
+        analytic gradient in the engine's units, mapped back), for the Satterthwaite df
+        (:mod:`mlmwrap.analysis.nested_inference`).
     """
 
     singular: bool
@@ -129,20 +137,27 @@ def _polish(objective, theta: np.ndarray, hess_inv: np.ndarray | None):
 
 
 def verify_nested(stats: NestedStats, reml: bool = True) -> NestedFit:
-    """Optimize, polish and check the profiled (RE)ML deviance of a nested model."""
+    """Optimize, polish and check the profiled (RE)ML deviance of a nested model.
+
+    Everything runs on the rescaled model (every column at RMS 1,
+    :class:`~mlmwrap.model.nested.NestedUnits`), so no step or tolerance depends on the
+    data's units; theta, the evaluation and the Hessian are mapped back exactly.
+    """
+    units = stats.units()
+    scaled = stats.rescaled(units)
     counter = [0]
-    objective = nested_objective(stats, reml, counter)
+    objective = nested_objective(scaled, reml, counter)
     # BFGS until it stalls, then Newton steps (as the two-level engine): past that point
     # BFGS's line searches fight the deviance's rounding and waste evaluations
-    _, theta, hess_inv = search_starts(stats, objective, gtol=1e-4, stall=1e-9)
+    _, theta, hess_inv = search_starts(scaled, objective, gtol=1e-4, stall=1e-9)
     dev, theta, grad, H, start_gnorm = _polish(objective, theta, hess_inv)
-    sign = canonical_signs(stats, theta)  # a Newton step may have crossed zero
+    sign = canonical_signs(scaled, theta)  # a Newton step may have crossed zero
     theta, grad, H = theta * sign, grad * sign, H * np.outer(sign, sign)
-    Ls = stats.split_theta(theta)
-    evaluation = evaluate_nested(stats, Ls, reml)
+    Ls = scaled.split_theta(theta)  # the unit-free L_s of each level
+    evaluation = units.original(evaluate_nested(scaled, Ls, reml), reml, stats.n_obs)
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
-    # singular: a zero on the diagonal of L; a variance is 0 only when its row of L is
-    # (otherwise a correlation is +-1)
+    # singular: a zero on the diagonal of L_s; a variance is 0 only when its row of L_s is
+    # (otherwise a correlation is +-1). On L_s, so that the verdicts are free of units.
     singular = bool(any((np.abs(np.diag(L)) < SINGULAR_TOL).any() for L in Ls))
     zero = tuple(np.sqrt(np.sum(L**2, axis=1)) < SINGULAR_TOL for L in Ls)
     messages: list[str] = []
@@ -167,9 +182,12 @@ def verify_nested(stats: NestedStats, reml: bool = True) -> NestedFit:
             f"the optimizer stopped with a gradient of {gnorm:.2g}; the estimates may not be "
             "the optimum",
         )
+    # theta = theta_s * units.theta, so the Hessian in the data's theta is D H_s D with
+    # D = 1 / units.theta (the deviances differ by a constant).
+    d = 1.0 / units.theta
     return NestedFit(
         evaluation=evaluation,
-        theta=theta,
+        theta=theta * units.theta,
         reml=reml,
         converged=bool(converged),
         singular=singular,
@@ -178,5 +196,6 @@ def verify_nested(stats: NestedStats, reml: bool = True) -> NestedFit:
         n_evaluations=counter[0],
         zero_variances=zero,
         messages=tuple(messages),
-        hessian=H,
+        hessian=H * np.outer(d, d),
+        units=units,
     )

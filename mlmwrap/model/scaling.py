@@ -1,12 +1,17 @@
-"""Internal standardization: the engine works in units in which every column has RMS 1.
+"""Internal standardization: the engines work in units in which every column has RMS 1.
 
 A threshold in absolute units (a finite-difference step, a zero-variance test) makes the
-answer depend on the units of measurement. The engine therefore optimizes the deviance of
+answer depend on the units of measurement. The engines therefore optimize the deviance of
 the same model with every column of ``[X, Z, y]`` divided by its root mean square, which
 does not move the optimum: with ``Z = Z_s diag(s_z)`` and ``y = s_y y_s`` the relative
 covariance factors are related by ``L = diag(1 / s_z) L_s`` (lower triangular still), beta
 by ``beta_k = beta_s,k s_y / s_x,k``, and the deviances differ by a constant. Every
 tolerance is then applied to ``L_s``, whose entries are free of units.
+
+The helpers work on any stacked cross-products ``W_j'W_j``: the two-level engine's
+(:func:`column_scales`, :func:`rescaled`, ``W = [X, Z, y]``) and the nested engine's
+(:meth:`mlmwrap.model.nested.NestedStats.units`, ``W = [Z_2, ..., Z_K, X, y]``, one ``L``
+per level: :func:`level_theta_scales`).
 
 Examples
 --------
@@ -25,28 +30,47 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from mlmwrap.model.engine import ClusterStats, theta_indices
 
-__all__ = ["column_scales", "rescaled", "theta_row_scales"]
+__all__ = [
+    "column_rms",
+    "scale_cross",
+    "column_scales",
+    "rescaled",
+    "theta_row_scales",
+    "level_theta_scales",
+]
+
+
+def column_rms(cross: np.ndarray, n_obs: int) -> np.ndarray:
+    """Root mean square of each column of ``W`` from its stacked cross-products
+    ``W_j'W_j`` (shape ``(J, k, k)``); 1 for an all-zero (or non-finite) column."""
+    k = cross.shape[1]
+    rms = np.sqrt(cross[:, range(k), range(k)].sum(axis=0) / max(n_obs, 1))
+    return np.where((rms > 0) & np.isfinite(rms), rms, 1.0)
+
+
+def scale_cross(cross: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """The stacked cross-products of ``W diag(1 / scales)``."""
+    inv = 1.0 / np.asarray(scales, dtype=float)
+    return cross * np.outer(inv, inv)
 
 
 def column_scales(stats: ClusterStats) -> tuple[np.ndarray, np.ndarray, float]:
     """Root mean squares of the columns of X, of Z and of y (1 for an all-zero column)."""
-    k = stats.cross.shape[1]
-    ms = stats.cross[:, range(k), range(k)].sum(axis=0) / max(stats.n_obs, 1)
-    rms = np.sqrt(ms)
-    rms = np.where((rms > 0) & np.isfinite(rms), rms, 1.0)
+    rms = column_rms(stats.cross, stats.n_obs)
     p, q = stats.p, stats.q
     return rms[:p], rms[p : p + q], float(rms[-1])
 
 
 def rescaled(stats: ClusterStats, sx: np.ndarray, sz: np.ndarray, sy: float) -> ClusterStats:
     """The cross-products of ``[X / s_x, Z / s_z, y / s_y]``."""
-    inv = 1.0 / np.concatenate([sx, sz, [sy]])
     return ClusterStats(
-        cross=stats.cross * np.outer(inv, inv),
+        cross=scale_cross(stats.cross, np.concatenate([sx, sz, [sy]])),
         n_obs=stats.n_obs,
         p=stats.p,
         q=stats.q,
@@ -60,3 +84,12 @@ def theta_row_scales(sz: np.ndarray, free: np.ndarray | None = None) -> np.ndarr
     entries): ``1 / s_z`` of its row, since ``L = diag(1 / s_z) L_s``."""
     rows, _ = theta_indices(len(sz), free)
     return 1.0 / np.asarray(sz, dtype=float)[rows]
+
+
+def level_theta_scales(
+    z_scales: Sequence[np.ndarray], frees: Sequence[np.ndarray | None]
+) -> np.ndarray:
+    """:func:`theta_row_scales` of each level (one ``L`` per level, each with its own
+    ``free`` entries), concatenated in the order of a nested model's theta (level 2 first)."""
+    parts = [theta_row_scales(sz, free) for sz, free in zip(z_scales, frees, strict=True)]
+    return np.concatenate(parts) if parts else np.zeros(0)
