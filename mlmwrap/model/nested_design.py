@@ -59,6 +59,7 @@ from mlmwrap.model.design import (
     term_columns,
 )
 from mlmwrap.model.engine import block_pattern
+from mlmwrap.model.rank import check_rank
 
 __all__ = ["NestedDesign", "build_nested_design", "resolve_nested_name"]
 
@@ -487,11 +488,10 @@ def build_nested_design(
             ]
             labels.append(f"{g.label}[{','.join(levels)}]" if levels else g.label)
     X = np.ascontiguousarray(matrix[:, order])
-    if np.linalg.matrix_rank(X) < X.shape[1]:
-        raise DataError(
-            "the fixed part is rank deficient: a predictor is a linear combination of the others",
-            hint="remove a redundant predictor",
-        )
+    # From X'X scaled to unit diagonal (mlmwrap.model.rank): a relative test, so that
+    # rescaling a predictor never changes the verdict (an SVD's tolerance is relative to
+    # the largest singular value, i.e. to the column in the largest units)
+    check_rank(X.T @ X, patsy_names, labels, "fixed")
     y_name = formulas.outcome
     if with_outcome:
         y = ev.numeric(rename_vars(spec.outcome, mapping), 1)
