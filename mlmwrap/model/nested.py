@@ -36,6 +36,14 @@ the same recursion (:func:`_reverse`), which the optimizer uses; the pass takes 
 functionals of the top matrix at once, so :func:`variance_derivatives` gives the gradients
 of ``r2`` and of every ``l' A^-1 l`` (what Satterthwaite's df need) in one pass.
 
+Units: :func:`optimize_nested` (and :func:`mlmwrap.model.nested_fit.verify_nested`) search
+on :meth:`NestedStats.rescaled`, the same model with every column of every level's Z, of X
+and of y divided by its root mean square (:class:`NestedUnits`, built on
+:mod:`mlmwrap.model.scaling` as the two-level engine is), and map the optimum back exactly
+(:meth:`NestedUnits.original`). The starts, steps and tolerances then apply to theta in
+units free of the data's, so rescaling a column changes the answer only by the implied
+factor. :func:`evaluate_nested` and the derivatives work in whatever units they are given.
+
 Examples
 --------
 >>> import numpy as np
