@@ -104,13 +104,13 @@ def test_non_converged_fit_warns_and_says_so(hsb, monkeypatch):
 
 def test_hessian_not_positive_definite_is_reported(hsb, monkeypatch):
     """The check itself: a Hessian with a negative eigenvalue marks the fit and warns."""
-    real = engine._numeric_hessian
+    real = engine.hessian
 
-    def indefinite(theta, stats, reml, counter):
-        H = real(theta, stats, reml, counter)
-        return H - 2 * np.linalg.eigvalsh(H).max() * np.eye(len(theta))
+    def indefinite(data, ev, rows, cols):
+        H = real(data, ev, rows, cols)
+        return H - 2 * np.linalg.eigvalsh(H).max() * np.eye(len(rows))
 
-    monkeypatch.setattr(engine, "_numeric_hessian", indefinite)
+    monkeypatch.setattr(engine, "hessian", indefinite)
     with pytest.warns(mlmwrap.ConvergenceWarning, match="not positive definite"):
         res = mlmwrap.fit("mathach = b0 + e\nb0 = g00 + u0", hsb, cluster="school")
     assert res.hessian_pd is False
@@ -119,9 +119,10 @@ def test_hessian_not_positive_definite_is_reported(hsb, monkeypatch):
 
 def test_boundary_reached_when_the_interior_is_flat(hsb):
     """Found by the fit property test: the interior search stalls in a flat valley (gradient
-    0.04, not verified); the boundary candidate is lme4's singular fit
-    (reference/boundary_candidate.R: deviance 46494.0622943, tau00 2.084516,
-    var(female) 0.025541)."""
+    0.04, not verified) and the optimum is singular. From its default start lme4 stops at
+    deviance 46494.0622943 (var(meanses) 0); restarted at mlmwrap's optimum it stays at the
+    lower 46494.061229 with var(meanses) 6.7521e-4, var(female) 0.0272636 and correlation -1
+    (reference/boundary_candidate.R)."""
     eq = (
         "mathach = b0 + b1*meanses + b2*ses + b3*female + e\nb0 = g00 + g01*sector + u0\n"
         "b1 = g10 + u1\nb2 = g20\nb3 = g30 + u3\ncov(u0, u1) = 0\ncov(u0, u3) = 0"
@@ -129,7 +130,8 @@ def test_boundary_reached_when_the_interior_is_flat(hsb):
     with pytest.warns(mlmwrap.BoundaryWarning):
         res = mlmwrap.fit(eq, hsb, cluster="school", reml=False)
     assert res.converged and res.singular
-    assert res.deviance == pytest.approx(46494.0622943, abs=1e-3)
-    assert res.tau.loc["u0", "u0"] == pytest.approx(2.084516, rel=1e-3)
-    assert res.tau.loc["u3", "u3"] == pytest.approx(0.025541, rel=1e-3)
-    assert res.tau.loc["u1", "u1"] == pytest.approx(0.0, abs=1e-8)
+    assert res.deviance <= 46494.0622943 + 1e-6
+    assert res.deviance == pytest.approx(46494.061229, abs=1e-4)
+    assert res.tau.loc["u0", "u0"] == pytest.approx(2.083728, rel=1e-4)
+    assert res.tau.loc["u3", "u3"] == pytest.approx(0.0272636, rel=1e-3)
+    assert res.tau.loc["u1", "u1"] == pytest.approx(6.7521e-4, rel=1e-2)

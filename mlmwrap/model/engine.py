@@ -34,13 +34,12 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
-from scipy import optimize as sopt
 
 from mlmwrap.model.cross_products import cluster_cross_products
-from mlmwrap.model.numdiff import hessian_from_gradient
-from mlmwrap.model.small_linalg import cholesky, gram_of_solve, log_diag_sum
+from mlmwrap.model.kernel import KernelData, KernelResult, evaluate_kernel, hessian_kernel
 
 __all__ = [
     "ClusterStats",
@@ -77,6 +76,9 @@ class ClusterStats:
         The entries of the relative covariance factor ``L`` that are free (lower triangle,
         within the blocks of a block-diagonal tau); ``None``: all of the lower triangle
         (tau unstructured). See :func:`block_pattern`.
+
+    The layouts the engine and the analyses read (``kernel_data``, ``zt_all``, ...) are
+    derived from ``cross`` on first use.
     """
 
     cross: np.ndarray
@@ -84,12 +86,6 @@ class ClusterStats:
     p: int
     q: int
     cluster_sizes: np.ndarray
-    zt_all: np.ndarray = field(init=False, repr=False)  # Z'[X y Z], shape (J, q, p + 1 + q)
-    zt_xy: np.ndarray = field(init=False, repr=False)  # its first p + 1 columns, contiguous
-    ztz_soa: np.ndarray = field(init=False, repr=False)  # Z'Z per cluster, clusters last
-    xx: np.ndarray = field(init=False, repr=False)  # X'X summed over clusters
-    xy: np.ndarray = field(init=False, repr=False)
-    yy: float = field(init=False, repr=False)
     free: np.ndarray | None = None
 
     @property
@@ -97,20 +93,44 @@ class ClusterStats:
         """Number of free entries of ``L`` (the variance parameters other than sigma2)."""
         return len(theta_indices(self.q, self.free)[0])
 
-    def __post_init__(self) -> None:
+    # Derived arrays, each computed on first use (the engine needs only kernel_data).
+    @cached_property
+    def kernel_data(self) -> KernelData:
+        """``Z'Z`` and ``Z'[X y]`` per cluster in the kernel's layout (clusters last)."""
+        return KernelData.from_cross(self.cross, self.p, self.q, self.n_obs)
+
+    @cached_property
+    def zt_all(self) -> np.ndarray:
+        """``Z'[X y Z]`` per cluster, shape ``(J, q, p + 1 + q)``."""
         p, q, cross = self.p, self.q, self.cross
         zt = np.concatenate(
             [cross[:, p : p + q, :p], cross[:, p : p + q, -1:], cross[:, p : p + q, p : p + q]],
             axis=2,
         )
-        object.__setattr__(self, "zt_all", np.ascontiguousarray(zt))
-        object.__setattr__(self, "zt_xy", np.ascontiguousarray(zt[:, :, : p + 1]))
-        object.__setattr__(
-            self, "ztz_soa", np.ascontiguousarray(zt[:, :, p + 1 :].transpose(1, 2, 0))
-        )
-        object.__setattr__(self, "xx", cross[:, :p, :p].sum(axis=0))
-        object.__setattr__(self, "xy", cross[:, :p, -1].sum(axis=0))
-        object.__setattr__(self, "yy", float(cross[:, -1, -1].sum()))
+        return np.ascontiguousarray(zt)
+
+    @cached_property
+    def zt_xy(self) -> np.ndarray:
+        """``Z'[X y]`` per cluster, shape ``(J, q, p + 1)``, contiguous."""
+        return np.ascontiguousarray(self.kernel_data.V.transpose(2, 0, 1))
+
+    @cached_property
+    def ztz_soa(self) -> np.ndarray:
+        """``Z'Z`` per cluster, clusters last: ``(q, q, J)``."""
+        return self.kernel_data.S
+
+    @cached_property
+    def xx(self) -> np.ndarray:
+        """``X'X`` summed over clusters."""
+        return self.kernel_data.xx
+
+    @cached_property
+    def xy(self) -> np.ndarray:
+        return self.kernel_data.xy
+
+    @cached_property
+    def yy(self) -> float:
+        return self.kernel_data.yy
 
     @classmethod
     def from_arrays(
@@ -172,6 +192,7 @@ class Optimum:
     hessian: np.ndarray | None = field(default=None, repr=False)
     # Root mean square of each column of Z: the engine's units (mlmwrap.model.scaling).
     z_scale: np.ndarray | None = field(default=None, repr=False)
+    n_hessians: int = 0  # analytic Hessians computed (each costs about one evaluation)
 
     @property
     def beta(self) -> np.ndarray:
@@ -253,168 +274,143 @@ def L_to_theta(L: np.ndarray, free: np.ndarray | None = None) -> np.ndarray:
     return L[theta_indices(L.shape[0], free)].copy()
 
 
+def _evaluation(res: KernelResult) -> Evaluation:
+    return Evaluation(
+        deviance=res.deviance,
+        gradient=res.grad_L,
+        beta=res.beta,
+        sigma2=res.sigma2,
+        A=res.A,
+        L=res.L,
+        logdet_V=res.logdet_V,
+        logdet_A=res.logdet_A,
+        r2=res.r2,
+        G_V=res.G_V,
+        G_A=res.G_A,
+        G_r=res.G_r,
+    )
+
+
 def evaluate(stats: ClusterStats, L: np.ndarray, reml: bool) -> Evaluation:
     """Profiled deviance, its gradient with respect to ``L`` (lower triangle), beta and sigma2.
 
-    The ``q x q`` factorizations of ``M_j`` are closed-form vector operations over the
-    clusters (:mod:`mlmwrap.model.small_linalg`), not one LAPACK call per cluster; the
-    rest is stacked matmuls and GEMMs, so an evaluation costs O(J q^2 p) flops at memory
-    speed, with no per-cluster call overhead.
+    The ``q x q`` algebra is a few vector operations over the clusters and every sum over
+    clusters one BLAS call (:mod:`mlmwrap.model.kernel`): an evaluation costs O(J q^2 p)
+    flops at memory speed, with no per-cluster call overhead.
     """
-    p, q = stats.p, stats.q
-    n_clusters = stats.zt_xy.shape[0]
-    zxy = stats.zt_xy  # Z'[X y] per cluster, (J, q, p + 1), contiguous
-    # The q x q algebra runs on (q, q, J) arrays: a few vector operations per entry.
-    ztz = stats.ztz_soa  # Z'Z, (q, q, J)
-    T = np.einsum("abj,bc->acj", ztz, L)  # Z'Z L
-    M = np.einsum("ba,bcj->acj", L, T)
-    M[range(q), range(q)] += 1.0  # M = I + L' Z'Z L
-    chol = cholesky(M)
-    logdet_V = log_diag_sum(chol)
-    if not np.isfinite(logdet_V):
-        raise np.linalg.LinAlgError("M_j is not positive definite")
-    H = gram_of_solve(chol, L.T)  # L M^-1 L'
-    ZtZH = np.einsum("abj,bcj->acj", ztz, H)
-    G_V = (ztz - np.einsum("abj,bcj->acj", ZtZH, ztz)).sum(axis=2)  # sum_j Z'V^-1 Z
-    Ninv = -ZtZH
-    Ninv[range(q), range(q)] += 1.0  # I - Z'Z L M^-1 L', so that Z'V^-1 = Ninv Z'
-    # The products with Z'[X y] (q x (p + 1) per cluster) are stacked matmuls.
-    Hz = np.ascontiguousarray(H.transpose(2, 0, 1)) @ zxy  # L M^-1 L' Z'[X y]
-    # Sum over clusters of [X y]' Z L M^-1 L' Z' [X y]: one GEMM over the (J q) rows.
-    correction = zxy.reshape(-1, p + 1).T @ Hz.reshape(-1, p + 1)
-    A = stats.xx - correction[:p, :p]
-    c = stats.xy - correction[:p, p]
-    d = stats.yy - correction[p, p]
-    A = 0.5 * (A + A.T)
-    chol_A = np.linalg.cholesky(A)
-    Ainv = np.linalg.inv(A)
-    beta = Ainv @ c
-    r2 = float(d - c @ beta)
-    n = stats.n_obs
-    nu = n - p if reml else n
-    sigma2 = r2 / nu
-    logdet_A = float(2.0 * np.log(np.diag(chol_A)).sum())
-    deviance = logdet_V + nu * (1.0 + np.log(2.0 * np.pi * r2 / nu))
-    if reml:
-        deviance += logdet_A
-
-    # Gradient: d(dev)/dL = 2 G L with G = sum_j [P_j - W_j A^-1 W_j' (REML) - (nu/r2) s_j s_j'],
-    # P_j = Z'V^-1 Z, W_j = Z'V^-1 X, s_j = Z'V^-1 (y - X beta), where
-    # Z'V^-1 = (I - Z'Z L M^-1 L') Z' (Woodbury).
-    ZtVinv = np.ascontiguousarray(Ninv.transpose(2, 0, 1)) @ zxy  # Z'V^-1 [X y]
-    s = (ZtVinv.reshape(-1, p + 1) @ np.append(-beta, 1.0)).reshape(n_clusters, q)
-    G_r = s.T @ s
-    # sum_j W_j A^-1 W_j' with W_j = Z'V^-1 X: from one Gram matrix of the flattened
-    # Z'V^-1 [X y] over clusters (a single GEMM), contracted with A^-1 block by block.
-    flat = ZtVinv.reshape(n_clusters, q * (p + 1))
-    gram = (flat.T @ flat).reshape(q, p + 1, q, p + 1)[:, :p, :, :p]
-    G_A = np.tensordot(gram, Ainv, axes=([1, 3], [0, 1]))
-    G = G_V - (nu / r2) * G_r
-    if reml:
-        G -= G_A
-    grad_L = 2.0 * G @ L
-    return Evaluation(
-        deviance=float(deviance),
-        gradient=np.tril(grad_L),
-        beta=beta,
-        sigma2=float(sigma2),
-        A=A,
-        L=L,
-        logdet_V=float(logdet_V),
-        logdet_A=logdet_A,
-        r2=r2,
-        G_V=G_V,
-        G_A=G_A,
-        G_r=G_r,
-    )
+    return _evaluation(evaluate_kernel(stats.kernel_data, np.asarray(L, dtype=float), reml))
 
 
-def _objective(theta: np.ndarray, stats: ClusterStats, reml: bool, counter: list[int]):
-    counter[0] += 1
-    try:
-        # Far from the optimum r2 can underflow; such points just get an infinite deviance.
-        with np.errstate(all="ignore"):
-            ev = evaluate(stats, theta_to_L(theta, stats.q, stats.free), reml)
-    except np.linalg.LinAlgError:
-        return np.inf, np.zeros_like(theta)
-    if not np.isfinite(ev.deviance):
-        return np.inf, np.zeros_like(theta)
-    return ev.deviance, L_to_theta(ev.gradient, stats.free)
+class _Deviance:
+    """theta -> (deviance, gradient, evaluation) on the kernel's data, and the Hessian."""
 
+    def __init__(self, data: KernelData, reml: bool, q: int, free: np.ndarray | None):
+        self.data, self.reml, self.q, self.free = data, reml, q, free
+        self.rows, self.cols = theta_indices(q, free)
+        self.n_evaluations = 0
+        self.n_hessians = 0
 
-def _numeric_hessian(theta: np.ndarray, stats: ClusterStats, reml: bool, counter) -> np.ndarray:
-    """Hessian of the profiled deviance: second-order central differences of its gradient."""
-    return hessian_from_gradient(
-        lambda t: _objective(t, stats, reml, counter)[1], theta, rel=1e-5, order=2, floor=1.0
-    )
-
-
-def _polish(theta, stats, reml, counter):
-    """Newton steps from a BFGS answer: the surface can be nearly flat along a slope variance.
-
-    Returns the deviance, theta, its gradient and the last Hessian computed (at most one
-    Newton step of size <= 1e-6 away from the final theta, so it serves the convergence
-    check and the small-sample df without being recomputed).
-    """
-    dev, grad = _objective(theta, stats, reml, counter)
-    hessian = None
-    for _ in range(6):
-        if not grad.size:
-            break
-        hessian = _numeric_hessian(theta, stats, reml, counter)
+    def __call__(self, theta: np.ndarray):
+        self.n_evaluations += 1
         try:
-            step = np.linalg.solve(hessian, grad)
+            # Far from the optimum r2 can underflow; such points just get an infinite deviance.
+            with np.errstate(all="ignore"):
+                ev = evaluate_kernel(self.data, theta_to_L(theta, self.q, self.free), self.reml)
         except np.linalg.LinAlgError:
-            break
-        size = float(np.max(np.abs(step)))
-        if size < 1e-10:  # theta is relative (L = tau^1/2 / sigma): a scale-free size
-            break
-        new_dev, new_grad = _objective(theta - step, stats, reml, counter)
-        # Accept within rounding noise of the deviance when the gradient shrinks: with
-        # nearly collinear predictors (cond(X'V^-1 X) ~ 1e8) the deviance is only good to
-        # ~1e-10 relative, while the analytic gradient still points the right way.
-        noise = 1e-8 * max(1.0, abs(dev))
-        if not (new_dev <= dev + noise and np.max(np.abs(new_grad)) < np.max(np.abs(grad))):
-            break
-        theta, dev, grad = theta - step, new_dev, new_grad
-        if size < 1e-6:  # quadratic convergence: the next step would be ~1e-12
-            break
-    return float(dev), theta, grad, hessian
+            return np.inf, np.zeros_like(theta), None
+        if not np.isfinite(ev.deviance):
+            return np.inf, np.zeros_like(theta), None
+        return ev.deviance, ev.grad_L[self.rows, self.cols], ev
+
+    def hessian(self, ev: KernelResult) -> np.ndarray:
+        """The analytic Hessian in theta at the point ``ev`` was evaluated at."""
+        self.n_hessians += 1
+        with np.errstate(all="ignore"):
+            return hessian(self.data, ev, self.rows, self.cols)
 
 
-class _Progress(Exception):
-    """BFGS stalled: the deviance no longer improves beyond its rounding noise."""
+def hessian(data: KernelData, ev: KernelResult, rows: np.ndarray, cols: np.ndarray):
+    """Hessian of the profiled deviance in theta (:func:`mlmwrap.model.kernel.hessian_kernel`)."""
+    return hessian_kernel(data, ev, rows, cols)
 
 
-def _bfgs(theta0, stats, reml, counter):
-    """BFGS with the analytic gradient, stopped when an iteration gains < 1e-9 relative.
+@dataclass
+class _Run:
+    """Where one Newton run ended: deviance, theta, gradient, the Hessian there."""
 
-    scipy's own test is on the gradient's size, which is in units of the deviance (it grows
-    with n); past the point where the deviance stops improving its line searches only fight
-    rounding noise. The Newton polish takes over from there.
+    deviance: float
+    theta: np.ndarray
+    gradient: np.ndarray
+    hessian: np.ndarray | None
+    evaluation: KernelResult | None = field(default=None, repr=False)
+
+
+def _descent_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``H^-1 g`` where ``H`` is positive definite; otherwise the step with ``H``'s
+    eigenvalues replaced by their absolute values (floored), a descent direction that
+    leaves a saddle or a concave region along its negative curvature."""
+    w, Q = np.linalg.eigh(H)
+    top = float(np.max(np.abs(w))) if w.size else 0.0
+    if not np.isfinite(top) or top == 0.0:
+        return g.copy()
+    floor = 1e-8 * top
+    if w.min() > floor:
+        return Q @ ((Q.T @ g) / w)
+    return Q @ ((Q.T @ g) / np.maximum(np.abs(w), 1e-4 * top))
+
+
+def _newton(fn: _Deviance, theta: np.ndarray, target: float | None = None, max_iter: int = 100):
+    """Newton's method with the analytic Hessian and a backtracking line search.
+
+    Quadratic convergence near the optimum: a run ends when the Newton step is below 1e-10
+    (theta is unit-free: relative SDs), or one step after an accepted full step below 1e-6.
+    With ``target`` (the best deviance found so far) a run also ends once it is within
+    1e-5 of it and the Newton decrement promises no more than 1e-6: the same optimum.
     """
-    last = [np.inf]
-    best = [None]
-
-    def callback(intermediate_result):
-        fun = float(intermediate_result.fun)
-        best[0] = (fun, np.array(intermediate_result.x))
-        if last[0] - fun < 1e-9 * max(1.0, abs(fun)):
-            raise StopIteration
-        last[0] = fun
-
-    res = sopt.minimize(
-        _objective,
-        theta0,
-        args=(stats, reml, counter),
-        jac=True,
-        method="BFGS",
-        callback=callback,
-        options={"gtol": 1e-4, "maxiter": 2000},
-    )
-    if best[0] is not None and best[0][0] < res.fun:
-        return best[0]
-    return float(res.fun), res.x
+    theta = np.asarray(theta, dtype=float)
+    f, g, ev = fn(theta)
+    if not np.isfinite(f):
+        return _Run(np.inf, theta, g, None)
+    H = None
+    for _ in range(max_iter):
+        if not g.size:
+            break
+        H = fn.hessian(ev)
+        if not np.all(np.isfinite(H)):
+            H = None
+            break
+        step = _descent_step(H, g)
+        size = float(np.max(np.abs(step)))
+        if size < 1e-10:
+            break
+        if target is not None and f - target < 1e-5 and 0.5 * float(g @ step) < 1e-6:
+            break
+        cap = 2.0 * max(1.0, float(np.max(np.abs(theta))))
+        if size > cap:
+            step, size = step * (cap / size), cap
+        slope = float(g @ step)
+        noise = 1e-8 * max(1.0, abs(f))
+        alpha, accepted = 1.0, False
+        for _ in range(16):
+            f1, g1, ev1 = fn(theta - alpha * step)
+            if np.isfinite(f1):
+                # Armijo, or within rounding noise of the deviance while the gradient shrinks:
+                # with nearly collinear predictors the deviance is only good to ~1e-10
+                # relative, while the analytic gradient still points the right way.
+                if f1 <= f - 1e-4 * alpha * slope or (
+                    f1 <= f + noise and np.max(np.abs(g1)) < np.max(np.abs(g))
+                ):
+                    accepted = True
+                    break
+            alpha *= 0.25
+        if not accepted:
+            break
+        theta, f, g, ev, H = theta - alpha * step, f1, g1, ev1, None
+        if alpha == 1.0 and size < 1e-6:  # quadratic convergence: the next step is ~1e-12
+            break
+    if H is None and g.size:
+        H = fn.hessian(ev)
+    return _Run(float(f), theta, g, H, ev)
 
 
 def _starts(q: int, free: np.ndarray | None = None) -> list[np.ndarray]:
@@ -430,37 +426,37 @@ def _starts(q: int, free: np.ndarray | None = None) -> list[np.ndarray]:
     return starts
 
 
-def _boundary_candidates(current, stats, reml, counter):
-    """When the polished optimum still has a sizable gradient, the minimum may lie on the
+def _boundary_candidates(current: _Run, fn: _Deviance) -> _Run:
+    """When the optimum found still has a sizable gradient, the minimum may lie on the
     boundary (a variance of 0) that the interior search only approaches along a flat valley.
     Try each small column of the (unit-free) L set to zero, a stationary subspace the
     optimizer then stays in, and keep a candidate that is as good (within 1e-3 in deviance)
     with a smaller gradient: a verified singular fit, as lme4 reports it, rather than an
     unverified interior point."""
-    dev, theta, grad, hessian = current
-    q = stats.q
-    L = theta_to_L(theta, q, stats.free)
+    best = current
+    q = fn.q
+    L = theta_to_L(current.theta, q, fn.free)
     diag = np.abs(np.diag(L))
     for k in np.flatnonzero(diag < 0.1 * max(float(diag.max()), 1e-12)):
         Lk = L.copy()
         Lk[:, k] = 0.0
-        fun, x = _bfgs(L_to_theta(Lk, stats.free), stats, reml, counter)
-        if not np.isfinite(fun):
+        cand = _newton(fn, L_to_theta(Lk, fn.free))
+        if not np.isfinite(cand.deviance):
             continue
-        cand = _polish(x, stats, reml, counter)
         # Deviance differences are free of units; 1e-3 is the tests' "same optimum as lme4".
-        better = cand[0] <= dev + 1e-3
-        if better and float(np.max(np.abs(cand[2]))) < float(np.max(np.abs(grad))):
-            dev, theta, grad, hessian = cand
-    return dev, theta, grad, hessian
+        better = cand.deviance <= best.deviance + 1e-3
+        if better and float(np.max(np.abs(cand.gradient))) < float(np.max(np.abs(best.gradient))):
+            best = cand
+    return best
 
 
 def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Optimum:
     """Find the global minimum of the profiled (RE)ML deviance.
 
-    Several starts, BFGS with the analytic gradient, then Newton polishing with a
-    finite-difference Hessian of the gradient. The best optimum is checked: gradient small
-    (relative to the deviance's scale), Hessian positive definite unless tau is singular.
+    Several starts, each followed by Newton's method with the analytic Hessian
+    (:func:`mlmwrap.model.kernel.hessian_kernel`) until two starts agree. The best optimum is
+    checked: gradient small (relative to the deviance's scale), Hessian positive definite
+    unless tau is singular.
 
     Parameters
     ----------
@@ -475,47 +471,45 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     -------
     Optimum
     """
-    from mlmwrap.model.scaling import column_scales, rescaled, theta_row_scales
+    from mlmwrap.model.scaling import column_scales, theta_row_scales
 
     original = stats
     sx, sz, sy = column_scales(original)
     # Optimize in units where every column has RMS 1, so that every tolerance below is
     # free of the data's units; L maps back exactly (mlmwrap.model.scaling).
-    stats = rescaled(original, sx, sz, sy)
+    data = original.kernel_data.rescaled(sx, sz, sy)
     q = stats.q
-    counter = [0]
-    found: list[tuple[float, np.ndarray]] = []
+    fn = _Deviance(data, reml, q, stats.free)
+    found: list[_Run] = []
     for theta0 in _starts(q, stats.free):
-        fun, x = _bfgs(theta0, stats, reml, counter)
-        if np.isfinite(fun):
-            found.append((fun, x))
-        # Two starts that reach the same deviance are enough (the Newton polish of the best
-        # then settles the last digits); otherwise keep trying the remaining starts.
+        target = min(r.deviance for r in found) if found else None
+        run = _newton(fn, theta0, target=target)
+        if np.isfinite(run.deviance):
+            found.append(run)
+        # Two starts that reach the same deviance are enough; otherwise keep trying the
+        # remaining starts.
         if len(found) >= 2:
-            devs = sorted(f[0] for f in found)
+            devs = sorted(r.deviance for r in found)
             if devs[1] - devs[0] < 1e-4 + 1e-9 * abs(devs[0]):
                 break
     if not found:
         raise np.linalg.LinAlgError("the deviance could not be evaluated at any start value")
-    dev, theta = min(found, key=lambda f: f[0])
-    # Canonical sign first: nonnegative diagonal (L L' is unchanged by flipping a column).
-    flip = np.where(np.diag(theta_to_L(theta, q, stats.free)) < 0, -1.0, 1.0)
-    theta = L_to_theta(theta_to_L(theta, q, stats.free) * flip[None, :], stats.free)
-    dev, theta, grad, hessian = _polish(theta, stats, reml, counter)
-    if grad.size and float(np.max(np.abs(grad))) >= 1e-3:
-        dev, theta, grad, hessian = _boundary_candidates(
-            (dev, theta, grad, hessian), stats, reml, counter
-        )
-    if hessian is None:
-        hessian = _numeric_hessian(theta, stats, reml, counter)
+    best = min(found, key=lambda r: r.deviance)
+    if best.gradient.size and float(np.max(np.abs(best.gradient))) >= 1e-3:
+        best = _boundary_candidates(best, fn)
+    theta, grad, hessian_s = best.theta, best.gradient, best.hessian
+    dev = best.deviance
+    if hessian_s is None:
+        hessian_s = np.zeros((0, 0))
     messages: list[str] = []
 
     L = theta_to_L(theta, q, stats.free)
-    if np.any(np.diag(L) < 0):  # a Newton step crossed zero: flip those columns back
+    if np.any(np.diag(L) < 0):  # canonical sign: L L' is unchanged by flipping a column
         flip = np.where(np.diag(L) < 0, -1.0, 1.0)
         L = L * flip[None, :]
         sign = L_to_theta(np.ones((q, q)) * flip[None, :], stats.free)  # each entry's flip
-        theta, grad, hessian = theta * sign, grad * sign, hessian * np.outer(sign, sign)
+        theta, grad = theta * sign, grad * sign
+        hessian_s = hessian_s * np.outer(sign, sign)
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
     singular = bool(np.any(np.abs(np.diag(L)) < SINGULAR_TOL))  # on the unit-free L_s
     L = L / sz[:, None]
@@ -523,13 +517,13 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     # The profiled deviance in the data's units is the rescaled one at L_s = diag(s_z) L (up
     # to a constant), so its Hessian in theta is D H_s D with D the rows' scales s_z.
     d = 1.0 / theta_row_scales(sz, stats.free)
-    hessian_original = hessian * np.outer(d, d)
-    eigen = np.linalg.eigvalsh(hessian) if hessian.size else np.array([1.0])
+    hessian_original = hessian_s * np.outer(d, d)
+    eigen = np.linalg.eigvalsh(hessian_s) if hessian_s.size else np.array([1.0])
     hessian_pd: bool | None = None if singular else bool(eigen.min() > 0)
     # lme4's idea: where the Hessian is positive definite, the Newton step the gradient
     # implies must be negligible; elsewhere (singular fits) the gradient itself must be small.
     if hessian_pd:
-        newton_step = float(np.max(np.abs(np.linalg.solve(hessian, grad))))
+        newton_step = float(np.max(np.abs(np.linalg.solve(hessian_s, grad))))
         converged = bool(np.isfinite(dev) and newton_step < 1e-5 and gnorm < 1e-2)
     else:
         converged = bool(np.isfinite(dev) and gnorm < 1e-3)
@@ -550,8 +544,9 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
         singular=singular,
         hessian_pd=hessian_pd,
         gradient_norm=gnorm,
-        n_evaluations=counter[0],
+        n_evaluations=fn.n_evaluations,
         messages=tuple(messages),
         hessian=hessian_original,
         z_scale=sz,
+        n_hessians=fn.n_hessians,
     )
