@@ -209,7 +209,7 @@ def evaluate_kernel(data: KernelData, L: np.ndarray, reml: bool) -> KernelResult
     for a in range(q):
         for c in range(a + 1):
             acc = np.zeros(J) if a != c else np.ones(J)
-            for b in range(a, q):
+            for b in range(q):  # L need not be triangular (any square root of L L')
                 lba = L[b, a]
                 if lba != 0.0:
                     acc += lba * T[b, c]
