@@ -149,8 +149,10 @@ def satterthwaite_df(res: MLMResults, contrasts: np.ndarray | None = None) -> np
         # The engine's Hessian of the profiled deviance gives the unprofiled one and the
         # Jacobian of cov(beta) is analytic: no deviance evaluations beyond one pass. Both
         # are taken to the unit-free coordinates u by the chain rule.
-        hessian = unprofiled_hessian(stats, ev.L, reml, profiled) * np.outer(scale, scale)
-        jac = cov_beta_jacobian(stats, ev.L, float(np.sqrt(ev.sigma2))) * scale
+        hessian = unprofiled_hessian(stats, ev.L, reml, profiled, evaluation=ev)
+        hessian = hessian * np.outer(scale, scale)
+        dA = getattr(res.optimum, "a_jacobian", None)
+        jac = cov_beta_jacobian(stats, ev.L, float(np.sqrt(ev.sigma2)), dA, ev.A) * scale
     else:
         hessian = hessian_from_gradient(gradient, u_hat)
         jac = numeric_jacobian(cov_beta, u_hat).reshape(p, p, len(u_hat))

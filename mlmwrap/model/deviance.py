@@ -61,14 +61,30 @@ def _z_vinv_x(stats: ClusterStats, L: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(Ninv.transpose(2, 0, 1)) @ stats.zt_xy[:, :, :p]
 
 
-def cov_beta_jacobian(stats: ClusterStats, L: np.ndarray, sigma: float) -> np.ndarray:
+def cov_beta_jacobian(
+    stats: ClusterStats,
+    L: np.ndarray,
+    sigma: float,
+    a_jacobian: np.ndarray | None = None,
+    A: np.ndarray | None = None,
+) -> np.ndarray:
     """Analytic derivatives of ``C = sigma^2 A^-1`` in (theta, sigma), shape ``(p, p, k)``.
 
     ``dC/dsigma = 2 sigma A^-1`` and ``dC/dtheta_i = -sigma^2 A^-1 (dA/dtheta_i) A^-1`` with
     ``dA/dL_ab = -sum_j (W_j[a]' U_j[b] + U_j[b]' W_j[a])``, ``W_j = Z_j'V_j^-1 X_j`` and
     ``U_j = L' W_j`` (from ``dV = Z (dL L' + L dL') Z'``). One pass over the clusters
-    replaces the ``4 k`` deviance evaluations of a finite-difference Jacobian.
+    replaces the ``4 k`` deviance evaluations of a finite-difference Jacobian; given
+    ``a_jacobian`` (``dA/dtheta``, ``(k, p, p)``, as the engine's Hessian leaves it in
+    :attr:`~mlmwrap.model.engine.Optimum.a_jacobian`) and ``A``, there is no pass at all.
     """
+    if a_jacobian is not None and A is not None:
+        Ainv = np.linalg.inv(A)
+        k = len(a_jacobian)
+        jac = np.empty((A.shape[0], A.shape[0], k + 1))
+        for i in range(k):
+            jac[:, :, i] = -(sigma**2) * Ainv @ a_jacobian[i] @ Ainv
+        jac[:, :, -1] = 2.0 * sigma * Ainv
+        return jac
     p, q = stats.p, stats.q
     n_clusters = stats.zt_xy.shape[0]
     ev = evaluate(stats, L, True)
@@ -87,16 +103,22 @@ def cov_beta_jacobian(stats: ClusterStats, L: np.ndarray, sigma: float) -> np.nd
 
 
 def unprofiled_hessian(
-    stats: ClusterStats, L: np.ndarray, reml: bool, profiled_hessian: np.ndarray
+    stats: ClusterStats,
+    L: np.ndarray,
+    reml: bool,
+    profiled_hessian: np.ndarray,
+    evaluation=None,
 ) -> np.ndarray:
     """Hessian of :func:`unprofiled_deviance` in (theta, sigma) at the optimum, for free.
 
     With ``D(theta, sigma)`` and the profiled ``D_p(theta) = D(theta, sigma(theta))``, at a
     point where ``dD/dsigma = 0``: ``H_p = H_tt - H_ts H_ts' / H_ss`` (the Schur complement),
     and ``H_ss = 4 nu / sigma^2``, ``H_ts = -2 (dr2/dtheta) / sigma^3`` are analytic, so the
-    engine's Hessian of the profiled deviance gives the whole matrix with no new evaluations.
+    engine's Hessian of the profiled deviance gives the whole matrix with no new evaluations
+    (``evaluation``: the engine's :class:`~mlmwrap.model.engine.Evaluation` at ``L``, if
+    at hand; otherwise one evaluation).
     """
-    ev = evaluate(stats, L, reml)
+    ev = evaluation if evaluation is not None else evaluate(stats, L, reml)
     nu = stats.n_obs - stats.p if reml else stats.n_obs
     sigma2 = ev.r2 / nu
     sigma = np.sqrt(sigma2)

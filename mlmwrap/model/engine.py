@@ -193,6 +193,9 @@ class Optimum:
     # Root mean square of each column of Z: the engine's units (mlmwrap.model.scaling).
     z_scale: np.ndarray | None = field(default=None, repr=False)
     n_hessians: int = 0  # analytic Hessians computed (each costs about one evaluation)
+    # d A / d theta_i (A = X'V^-1 X, sigma2 factored out) in the data's units, shape
+    # (n_theta, p, p): the Jacobian of cov(beta) for Satterthwaite's df, or None.
+    a_jacobian: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def beta(self) -> np.ndarray:
@@ -343,6 +346,8 @@ class _Run:
     gradient: np.ndarray
     hessian: np.ndarray | None
     evaluation: KernelResult | None = field(default=None, repr=False)
+    same: bool = False  # stopped early: converging to the best deviance found before
+    stale: bool = False  # the Hessian is from the point one last (< 1e-5) step before
 
 
 def _descent_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -362,16 +367,18 @@ def _descent_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
 def _newton(fn: _Deviance, theta: np.ndarray, target: float | None = None, max_iter: int = 100):
     """Newton's method with the analytic Hessian and a backtracking line search.
 
-    Quadratic convergence near the optimum: a run ends when the Newton step is below 1e-10
-    (theta is unit-free: relative SDs), or one step after an accepted full step below 1e-6.
-    With ``target`` (the best deviance found so far) a run also ends once it is within
-    1e-5 of it and the Newton decrement promises no more than 1e-6: the same optimum.
+    Quadratic convergence near the optimum: once the Newton step is below 1e-5 (theta is
+    unit-free: relative SDs) one last step is taken without a new Hessian (the one kept is
+    then 1e-5 away, and theta ~1e-10 from the optimum). With ``target`` (the best deviance
+    found so far) a run also ends as soon as the Newton decrement says it converges to
+    within 1e-5 of that deviance: the same optimum, reached from another start.
     """
     theta = np.asarray(theta, dtype=float)
     f, g, ev = fn(theta)
     if not np.isfinite(f):
         return _Run(np.inf, theta, g, None)
     H = None
+    same = stale = False  # stale: H was computed one (tiny) step before theta
     for _ in range(max_iter):
         if not g.size:
             break
@@ -383,13 +390,25 @@ def _newton(fn: _Deviance, theta: np.ndarray, target: float | None = None, max_i
         size = float(np.max(np.abs(step)))
         if size < 1e-10:
             break
-        if target is not None and f - target < 1e-5 and 0.5 * float(g @ step) < 1e-6:
+        decrement = 0.5 * float(g @ step)
+        noise = 1e-8 * max(1.0, abs(f))
+        if (
+            target is not None
+            and size < 1e-2
+            and decrement < 1e-3
+            and abs(f - decrement - target) < 1e-5
+        ):
+            same = True
+            break
+        if size < 1e-5:  # the last step: its Newton successor would be ~1e-10
+            f1, g1, ev1 = fn(theta - step)
+            if np.isfinite(f1) and f1 <= f + noise and np.max(np.abs(g1)) <= np.max(np.abs(g)):
+                theta, f, g, ev, stale = theta - step, f1, g1, ev1, True
             break
         cap = 2.0 * max(1.0, float(np.max(np.abs(theta))))
         if size > cap:
             step, size = step * (cap / size), cap
         slope = float(g @ step)
-        noise = 1e-8 * max(1.0, abs(f))
         alpha, accepted = 1.0, False
         for _ in range(16):
             f1, g1, ev1 = fn(theta - alpha * step)
@@ -406,11 +425,54 @@ def _newton(fn: _Deviance, theta: np.ndarray, target: float | None = None, max_i
         if not accepted:
             break
         theta, f, g, ev, H = theta - alpha * step, f1, g1, ev1, None
-        if alpha == 1.0 and size < 1e-6:  # quadratic convergence: the next step is ~1e-12
-            break
-    if H is None and g.size:
+    if H is None and g.size and ev is not None:
         H = fn.hessian(ev)
-    return _Run(float(f), theta, g, H, ev)
+    return _Run(float(f), theta, g, H, ev, same, stale)
+
+
+def _moment_start(data: KernelData, free: np.ndarray | None) -> np.ndarray | None:
+    """A start near the optimum from moments of the pooled OLS residuals projected on Z.
+
+    With ``r = y - X beta_OLS`` and ``z_j = Z_j'r_j``: ``E z_j z_j' ~ S_j tau S_j + sigma2 S_j``
+    and ``E r'r ~ tr(tau sum_j S_j) + n sigma2``, linear in (tau, sigma2); solved by least
+    squares, tau projected on the positive definite matrices. Costs one pass over the
+    clusters; ``None`` when the moments say nothing usable.
+    """
+    q, J, n = data.q, data.n_clusters, data.n_obs
+    try:
+        beta = np.linalg.lstsq(data.xx, data.xy, rcond=None)[0]
+    except np.linalg.LinAlgError:
+        return None
+    b = np.append(-beta, 1.0)
+    z = np.matmul(b, data.V)  # (q, J)
+    rr = float(data.yy - 2.0 * data.xy @ beta + beta @ data.xx @ beta)
+    Szz = z @ z.T
+    Ssum = data.S_sum
+    Sf = data.S.reshape(q * q, J)
+    # sum_j S_j tau S_j as a linear map of vec(tau): K[a, b, c, d] = sum_j S_j[a, c] S_j[d, b]
+    K = (Sf @ Sf.T).reshape(q, q, q, q).transpose(0, 3, 1, 2)
+    K = K - np.einsum("ab,dc->abcd", Ssum, Ssum) / n
+    rows, cols = np.tril_indices(q)
+    basis = np.zeros((len(rows), q, q))
+    basis[np.arange(len(rows)), rows, cols] = 1.0
+    basis[np.arange(len(rows)), cols, rows] = 1.0
+    design = np.einsum("abcd,icd->abi", K, basis).reshape(q * q, -1)
+    rhs = (Szz - rr / n * Ssum).ravel()
+    with np.errstate(all="ignore"):
+        coef = np.linalg.lstsq(design, rhs, rcond=None)[0]
+        tau = np.einsum("i,iab->ab", coef, basis)
+        sigma2 = (rr - float(np.sum(tau * Ssum))) / n
+    if not (np.all(np.isfinite(tau)) and np.isfinite(sigma2) and sigma2 > 1e-8 * rr / n):
+        return None
+    rel = tau / sigma2
+    if free is not None:
+        rel = rel * (free | free.T)
+    w, Q = np.linalg.eigh(rel)
+    rel = (Q * np.clip(w, 1e-4, 1e4)) @ Q.T  # SDs between 1% and 100x sigma (unit-free)
+    try:
+        return L_to_theta(np.linalg.cholesky(rel), free)
+    except np.linalg.LinAlgError:
+        return None
 
 
 def _starts(q: int, free: np.ndarray | None = None) -> list[np.ndarray]:
@@ -481,13 +543,17 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     q = stats.q
     fn = _Deviance(data, reml, q, stats.free)
     found: list[_Run] = []
-    for theta0 in _starts(q, stats.free):
+    moment = _moment_start(data, stats.free)
+    starts = ([moment] if moment is not None else []) + _starts(q, stats.free)
+    for theta0 in starts:
         target = min(r.deviance for r in found) if found else None
         run = _newton(fn, theta0, target=target)
         if np.isfinite(run.deviance):
             found.append(run)
         # Two starts that reach the same deviance are enough; otherwise keep trying the
         # remaining starts.
+        if run.same:
+            break
         if len(found) >= 2:
             devs = sorted(r.deviance for r in found)
             if devs[1] - devs[0] < 1e-4 + 1e-9 * abs(devs[0]):
@@ -497,6 +563,8 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     best = min(found, key=lambda r: r.deviance)
     if best.gradient.size and float(np.max(np.abs(best.gradient))) >= 1e-3:
         best = _boundary_candidates(best, fn)
+    if best.stale:  # the convergence check and the df want the Hessian at the optimum
+        best.hessian = fn.hessian(best.evaluation)
     theta, grad, hessian_s = best.theta, best.gradient, best.hessian
     dev = best.deviance
     if hessian_s is None:
@@ -504,6 +572,7 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     messages: list[str] = []
 
     L = theta_to_L(theta, q, stats.free)
+    sign = np.ones(len(theta))
     if np.any(np.diag(L) < 0):  # canonical sign: L L' is unchanged by flipping a column
         flip = np.where(np.diag(L) < 0, -1.0, 1.0)
         L = L * flip[None, :]
@@ -513,7 +582,12 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
     singular = bool(np.any(np.abs(np.diag(L)) < SINGULAR_TOL))  # on the unit-free L_s
     L = L / sz[:, None]
-    evaluation = evaluate(original, L, reml)
+    evaluation = _to_data_units(best.evaluation, L, sx, sz, sy, original.n_obs)
+    a_jacobian = None
+    if best.evaluation.dA is not None and len(best.evaluation.dA) == len(theta):
+        # dA/dtheta in the data's units: A = D_x A_s D_x and theta_s = s_z[row] theta.
+        factor = sign * sz[theta_indices(q, stats.free)[0]]
+        a_jacobian = best.evaluation.dA * np.outer(sx, sx)[None] * factor[:, None, None]
     # The profiled deviance in the data's units is the rescaled one at L_s = diag(s_z) L (up
     # to a constant), so its Hessian in theta is D H_s D with D the rows' scales s_z.
     d = 1.0 / theta_row_scales(sz, stats.free)
@@ -549,4 +623,42 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
         hessian=hessian_original,
         z_scale=sz,
         n_hessians=fn.n_hessians,
+        a_jacobian=a_jacobian,
+    )
+
+
+def _to_data_units(
+    ev: KernelResult, L: np.ndarray, sx: np.ndarray, sz: np.ndarray, sy: float, n_obs: int
+) -> Evaluation:
+    """The evaluation on the rescaled statistics, in the data's units at ``L`` (the same
+    point: ``L_s = diag(s_z) L``, possibly with columns of opposite sign).
+
+    ``V`` is the same matrix in both units; ``A = D_x A_s D_x``, ``r2 = s_y^2 r2_s``,
+    ``beta = s_y beta_s / s_x`` and each ``G = D_z G_s D_z`` (``G_r`` also times ``s_y^2``).
+    """
+    p = len(sx)
+    nu = n_obs - p if ev.reml else n_obs
+    r2 = ev.r2 * sy**2
+    logdet_A = ev.logdet_A + 2.0 * float(np.log(sx).sum())
+    deviance = ev.logdet_V + nu * (1.0 + np.log(2.0 * np.pi * r2 / nu))
+    if ev.reml:
+        deviance += logdet_A
+    zz = np.outer(sz, sz)
+    G_V, G_A, G_r = ev.G_V * zz, ev.G_A * zz, ev.G_r * zz * sy**2
+    G = G_V - (nu / r2) * G_r
+    if ev.reml:
+        G = G - G_A
+    return Evaluation(
+        deviance=float(deviance),
+        gradient=np.tril(2.0 * G @ L),
+        beta=ev.beta * sy / sx,
+        sigma2=float(ev.sigma2 * sy**2),
+        A=ev.A * np.outer(sx, sx),
+        L=L,
+        logdet_V=ev.logdet_V,
+        logdet_A=logdet_A,
+        r2=float(r2),
+        G_V=G_V,
+        G_A=G_A,
+        G_r=G_r,
     )

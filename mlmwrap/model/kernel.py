@@ -149,6 +149,7 @@ class KernelResult:
     # sum_j of the outer products of [vec(W_j), s_j, t_j], (qp + 2q) square (REML only)
     gram: np.ndarray | None = field(repr=False, default=None)
     chol_A: np.ndarray = field(repr=False, default=None)
+    dA: np.ndarray | None = field(repr=False, default=None)  # (k, p, p), set by the Hessian
 
 
 def _forward(C: np.ndarray, B: np.ndarray, tmp: np.ndarray | None = None) -> None:
@@ -412,6 +413,7 @@ def hessian_kernel(
         h = np.array([Wt[r, :, c] + LWs[r, c] for r, c in pairs])  # (k, p)
         F = np.array([Q[r, :, c, :] + Q[r, :, c, :].T for r, c in pairs])  # (k, p, p)
         AF = np.einsum("ab,ibc->iac", Ainv, F)
+        ev.dA = -F  # d A / d theta_i, kept for the Jacobian of cov(beta) (Satterthwaite)
         hAh = h @ Ainv @ h.T
     n_obs = data.n_obs
     nu = n_obs - p if reml else n_obs
