@@ -343,40 +343,14 @@ def hessian_kernel(
     data: KernelData, ev: KernelResult, rows: np.ndarray, cols: np.ndarray
 ) -> np.ndarray:
     """Analytic Hessian of the profiled deviance in theta (entries ``(rows, cols)`` of
-    ``L``) at the point ``ev`` was evaluated at."""
+    ``L``) at the point ``ev`` was evaluated at; also sets ``ev.dA`` (``dA/dtheta``)."""
     p, q, J = data.p, data.q, data.n_clusters
     reml, L, C, Y, U, s, t = ev.reml, ev.L, ev.C, ev.Y, ev.U, ev.s, ev.t
     k = len(rows)
     if k == 0:
         return np.zeros((0, 0))
-    # P = S - Y Y', PL = Y C^-1 (PL C = Y, solved from the last column), LPL = L' PL.
-    P = data.S.copy()
-    for a in range(q):
-        for b in range(a + 1):
-            acc = P[a, b]
-            for i in range(q):
-                acc -= Y[a, i] * Y[b, i]
-            if a != b:
-                P[b, a] = acc
-    PL = Y.copy()
-    for c in reversed(range(q)):
-        for i in range(c + 1, q):
-            PL[:, c] -= PL[:, i] * C[i, c]
-        PL[:, c] /= C[c, c]
-    LPL = _Lt_mat(L, PL)
-    n2 = q * q
-    Pf, PLf, LPLf = P.reshape(n2, J), PL.reshape(n2, J), LPL.reshape(n2, J)
-    x_plpl = (PLf @ PLf.T).reshape(q, q, q, q)
-    x_p_lpl = (Pf @ LPLf.T).reshape(q, q, q, q)
-    tt = (t[:, None, :] * t[None, :, :]).reshape(n2, J)
-    ts = (t[:, None, :] * s[None, :, :]).reshape(n2, J)
-    ss = (s[:, None, :] * s[None, :, :]).reshape(n2, J)
-    x_tt_p = (tt @ Pf.T).reshape(q, q, q, q)
-    x_ts_pl = (ts @ PLf.T).reshape(q, q, q, q)
-    x_ss_lpl = (ss @ LPLf.T).reshape(q, q, q, q)
-
     W, gram = ev.W, ev.gram
-    if p and W is None:
+    if p and W is None:  # ML: the evaluation did not need W
         aug = np.empty((q * p + 2 * q, J))
         W = aug[: q * p].reshape(q, p, J)
         _w(data.V, Y, U, None, out=W)
@@ -384,21 +358,53 @@ def hessian_kernel(
         aug[q * p + q :] = t
         gram = aug @ aug.T
     Ainv = np.linalg.inv(ev.A) if p else np.zeros((0, 0))
-    if reml and p:
-        # B_j = W_j A^-1 W_j' = (C_A^-1 W_j')' (C_A^-1 W_j')
-        WF = np.matmul(np.linalg.inv(ev.chol_A), W)
-        B = np.empty((q, q, J))
+    with_b = bool(reml and p)
+    # Per cluster, stacked so that every sum over clusters of products of their entries is
+    # one GEMM: P L, P = Z'V^-1 Z, t s', s s' and (REML) B = W A^-1 W', each against P L;
+    # t t' and B against P. Products with L'PL, B L and L'B L are contractions of these
+    # with L (q^4 numbers, no pass over the clusters).
+    n2 = q * q
+    left = np.empty((5 if with_b else 4, q, q, J))
+    PL, P, TS, SS = left[0], left[1], left[2], left[3]
+    PL[...] = Y  # P L = Y C^-1: PL C = Y, solved from the last column
+    for c in reversed(range(q)):
+        for i in range(c + 1, q):
+            PL[:, c] -= PL[:, i] * C[i, c]
+        PL[:, c] /= C[c, c]
+    for a in range(q):  # P = S - Y Y'
+        for b in range(a + 1):
+            acc = P[a, b]
+            acc[...] = data.S[a, b]
+            for i in range(q):
+                acc -= Y[a, i] * Y[b, i]
+            if a != b:
+                P[b, a] = acc
+    np.multiply(t[:, None, :], s[None, :, :], out=TS)
+    np.multiply(s[:, None, :], s[None, :, :], out=SS)
+    second = np.empty((2 if with_b else 1, q, q, J))
+    np.multiply(t[:, None, :], t[None, :, :], out=second[0])
+    if with_b:
+        WF = np.matmul(np.linalg.inv(ev.chol_A), W)  # B_j = (C_A^-1 W_j')' (C_A^-1 W_j')
+        B = left[4]
         for a in range(q):
             for b in range(a + 1):
-                B[a, b] = np.einsum("kj,kj->j", WF[a], WF[b])
-                B[b, a] = B[a, b]
+                np.einsum("kj,kj->j", WF[a], WF[b], out=B[a, b])
+                if a != b:
+                    B[b, a] = B[a, b]
         del WF
-        BL = _mat_L(B, L)
-        LBL = _Lt_mat(L, BL)
-        Bf, BLf, LBLf = B.reshape(n2, J), BL.reshape(n2, J), LBL.reshape(n2, J)
-        x_blpl = (BLf @ PLf.T).reshape(q, q, q, q)
-        x_p_lbl = (Pf @ LBLf.T).reshape(q, q, q, q)
-        x_b_lpl = (Bf @ LPLf.T).reshape(q, q, q, q)
+        second[1] = B
+    x1 = (left.reshape(-1, J) @ PL.reshape(n2, J).T).reshape(-1, q, q, q, q)
+    x2 = (second.reshape(-1, J) @ P.reshape(n2, J).T).reshape(-1, q, q, q, q)
+    x_plpl = x1[0]  # [a, b, c, d] = sum_j PL[a, b] PL[c, d]
+    x_p_lpl = np.einsum("abec,ed->abcd", x1[1], L)  # sum_j P[a, b] (L'PL)[c, d]
+    x_ts_pl = x1[2]
+    x_ss_lpl = np.einsum("abec,ed->abcd", x1[3], L)
+    x_tt_p = x2[0]
+    if with_b:
+        x_blpl = np.einsum("aecd,eb->abcd", x1[4], L)  # sum_j (BL)[a, b] PL[c, d]
+        x_b_lpl = np.einsum("abec,ed->abcd", x1[4], L)  # sum_j B[a, b] (L'PL)[c, d]
+        # sum_j P[a, b] (L'BL)[c, d] = sum_ef L[e, c] L[f, d] sum_j B[e, f] P[a, b]
+        x_p_lbl = np.einsum("efab,ec,fd->abcd", x2[1], L, L)
 
     pairs = theta_pairs(rows, cols)
     if p:
@@ -428,7 +434,7 @@ def hessian_kernel(
             same = c == c_
             t1 = 2.0 * x_plpl[r_, c, r, c_] + 2.0 * x_p_lpl[r, r_, c, c_]
             trace = (2.0 * G_tr[r, r_] if same else 0.0) - t1
-            if reml and p:
+            if with_b:
                 t2 = 2.0 * (x_blpl[r_, c, r, c_] + x_blpl[r, c_, r_, c]) + 2.0 * (
                     x_p_lbl[r, r_, c, c_] + x_b_lpl[r, r_, c, c_]
                 )
