@@ -18,7 +18,8 @@ The gradient in theta is ``2 (G L)[r, c]`` with ``G = sum_j [P_j - B_j - (nu / r
 projection ``Pi = V^-1 - V^-1 X A^-1 X'V^-1``:
 
     d2 (log|V| + log|A|) = tr(Pi V_ik) - tr(Pi V_i Pi V_k)
-    d2 r2 = 2 y'Pi V_i Pi V_k Pi y - y'Pi V_ik Pi y,   d2 (nu log r2) = nu (d2 r2 / r2 - d r2 d r2 / r2^2)
+    d2 r2 = 2 y'Pi V_i Pi V_k Pi y - y'Pi V_ik Pi y
+    d2 (nu log r2) = nu (d2 r2 / r2 - d r2 d r2 / r2^2)
 
 (ML: ``log|V|`` alone, ``tr(V^-1 V_ik) - tr(V^-1 V_i V^-1 V_k)``), where every trace is a
 sum over clusters of products of entries of ``P_j``, ``P_j L``, ``L'P_j L``, ``B_j`` and so
@@ -186,18 +187,6 @@ def _mat_L(X: np.ndarray, L: np.ndarray) -> np.ndarray:
             lbc = L[b, c]
             if lbc != 0.0:
                 out[:, c] += X[:, b] * lbc
-    return out
-
-
-def _Lt_mat(L: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``L' X_j`` for per-cluster ``X`` ``(q, q, J)``."""
-    q = L.shape[0]
-    out = np.zeros_like(X)
-    for a in range(q):
-        for b in range(q):
-            lba = L[b, a]
-            if lba != 0.0:
-                out[a] += X[b] * lba
     return out
 
 
