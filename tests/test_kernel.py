@@ -158,3 +158,37 @@ def test_moment_start_respects_a_block_pattern():
     theta = engine._moment_start(stats.kernel_data, free)
     assert theta is not None and len(theta) == int(free.sum())
     assert np.all(theta_to_L(theta, 3, free)[~free] == 0.0)
+
+
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_compressed_data_give_the_same_deviance_gradient_and_hessian(q):
+    """Clusters that share Z'Z (a random intercept; a common grid of occasions) are merged
+    into at most q (p + 1) columns per group, with the same sums."""
+    rng = np.random.default_rng(q)
+    J = 400
+    sizes = rng.integers(2, 6, J) if q == 1 else np.full(J, 5)
+    g = np.repeat(np.arange(J), sizes)
+    n = len(g)
+    t = rng.normal(size=n) if q == 1 else np.tile(np.arange(5.0), J)
+    X = np.column_stack([np.ones(n), t, rng.normal(size=n), rng.normal(size=J)[g]])
+    Z = np.column_stack([np.ones(n), t, t**2])[:, :q]
+    y = X @ [1.0, 0.5, 0.2, 0.1] + (rng.normal(size=(J, q))[g] * Z).sum(1) + rng.normal(size=n)
+    stats = ClusterStats.from_arrays(X, Z, y, g)
+    full = stats.kernel_data
+    small = full.compressed()
+    assert small.n_clusters <= 0.1 * J
+    L = np.tril(rng.normal(scale=0.3, size=(q, q))) + 0.5 * np.eye(q)
+    rows, cols = theta_indices(q)
+    for reml in (True, False):
+        a, b = evaluate_kernel(full, L, reml), evaluate_kernel(small, L, reml)
+        assert b.deviance == pytest.approx(a.deviance, rel=1e-13)
+        np.testing.assert_allclose(b.grad_L, a.grad_L, atol=1e-11 * np.abs(a.grad_L).max())
+        Ha, Hb = hessian_kernel(full, a, rows, cols), hessian_kernel(small, b, rows, cols)
+        np.testing.assert_allclose(Hb, Ha, rtol=1e-10, atol=1e-11 * np.abs(Ha).max())
+        np.testing.assert_allclose(b.dA, a.dA, atol=1e-12 * np.abs(a.dA).max())
+
+
+def test_distinct_z_blocks_are_not_compressed():
+    X, Z, y, g = _data(2, seed=3, n_clusters=300)
+    data = ClusterStats.from_arrays(X, Z, y, g).kernel_data
+    assert data.compressed() is data

@@ -112,7 +112,7 @@ class ClusterStats:
     @cached_property
     def zt_xy(self) -> np.ndarray:
         """``Z'[X y]`` per cluster, shape ``(J, q, p + 1)``, contiguous."""
-        return np.ascontiguousarray(self.kernel_data.V.transpose(2, 0, 1))
+        return np.ascontiguousarray(self.kernel_data.V.transpose(2, 0, 1))  # not compressed
 
     @cached_property
     def ztz_soa(self) -> np.ndarray:
@@ -449,8 +449,9 @@ def _moment_start(data: KernelData, free: np.ndarray | None) -> np.ndarray | Non
     Szz = z @ z.T
     Ssum = data.S_sum
     Sf = data.S.reshape(q * q, J)
+    wSf = Sf if data.weights is None else Sf * data.weights
     # sum_j S_j tau S_j as a linear map of vec(tau): K[a, b, c, d] = sum_j S_j[a, c] S_j[d, b]
-    K = (Sf @ Sf.T).reshape(q, q, q, q).transpose(0, 3, 1, 2)
+    K = (wSf @ Sf.T).reshape(q, q, q, q).transpose(0, 3, 1, 2)
     K = K - np.einsum("ab,dc->abcd", Ssum, Ssum) / n
     rows, cols = np.tril_indices(q)
     basis = np.zeros((len(rows), q, q))
@@ -539,7 +540,7 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     sx, sz, sy = column_scales(original)
     # Optimize in units where every column has RMS 1, so that every tolerance below is
     # free of the data's units; L maps back exactly (mlmwrap.model.scaling).
-    data = original.kernel_data.rescaled(sx, sz, sy)
+    data = original.kernel_data.rescaled(sx, sz, sy).compressed()
     q = stats.q
     fn = _Deviance(data, reml, q, stats.free)
     found: list[_Run] = []

@@ -70,6 +70,12 @@ class KernelData:
     xx, xy, yy
         ``X'X``, ``X'y`` and ``y'y`` summed over clusters.
     n_obs : int
+    weights : ndarray, shape (J,), or None
+        How many clusters each column stands for in the sums that depend on ``S`` alone
+        (``log|V|``, ``sum_j P_j`` and the like); ``None``: one each. Set by
+        :meth:`compressed`, whose columns are not clusters.
+    S_sum : ndarray, shape (q, q)
+        ``sum_j Z_j'Z_j`` over the clusters (computed when not given).
     """
 
     S: np.ndarray
@@ -78,10 +84,12 @@ class KernelData:
     xy: np.ndarray
     yy: float
     n_obs: int
-    S_sum: np.ndarray = field(init=False, repr=False)
+    weights: np.ndarray | None = field(default=None, repr=False)
+    S_sum: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "S_sum", self.S.sum(axis=2))
+        if self.S_sum is None:
+            object.__setattr__(self, "S_sum", self.S.sum(axis=2))
 
     @property
     def q(self) -> int:
@@ -93,6 +101,7 @@ class KernelData:
 
     @property
     def n_clusters(self) -> int:
+        """Columns of ``S`` and ``V``: clusters, or after :meth:`compressed` fewer."""
         return self.S.shape[2]
 
     @classmethod
@@ -110,7 +119,8 @@ class KernelData:
         """The statistics of ``[X / s_x, Z / s_z, y / s_y]``."""
         iz = 1.0 / np.asarray(sz, dtype=float)
         ixy = 1.0 / np.append(np.asarray(sx, dtype=float), sy)
-        S = self.S * (iz[:, None] * iz[None, :])[:, :, None]
+        zz = iz[:, None] * iz[None, :]
+        S = self.S * zz[:, :, None]
         V = self.V * (iz[:, None] * ixy[None, :])[:, :, None]
         ix = ixy[:-1]
         return KernelData(
@@ -120,6 +130,60 @@ class KernelData:
             self.xy * ix * ixy[-1],
             float(self.yy * ixy[-1] ** 2),
             self.n_obs,
+            self.weights,
+            self.S_sum * zz,
+        )
+
+    def compressed(self, max_groups: int = 2000) -> KernelData:
+        """The same deviance from fewer columns, when many clusters share one ``Z_j'Z_j``.
+
+        A random intercept alone (``Z_j'Z_j = n_j``) or a common grid of occasions gives
+        few distinct ``S_j``. Every sum the kernel forms over the clusters of one such
+        group is either a function of ``S_g`` times the group's size (``log|M_g|``,
+        ``P_g``, ...) or a quadratic form in the ``V_j``, which depends on them only
+        through ``K_g = sum_j vec(V_j) vec(V_j)'``. So the group's clusters are replaced
+        by the ``rank(K_g) <= q (p + 1)`` columns ``sqrt(lambda_m) e_m`` of its eigen-
+        decomposition, all with ``S_g`` and weight ``n_g / rank``: exactly the same sums, up
+        to rounding, at a cost per evaluation of the number of groups, not of clusters.
+        Returns ``self`` when there is nothing to gain.
+        """
+        q, p1, J = self.V.shape
+        r = q * p1
+        if self.weights is not None or J < 8 * r:
+            return self
+        iu = np.triu_indices(q)
+        keys = self.S[iu[0], iu[1]].T  # (J, q(q+1)/2)
+        # A sample first: data whose S_j are all different (random slopes on a continuous
+        # predictor) should not pay for sorting every cluster.
+        sample = keys[:: max(1, J // 512)]
+        if len(np.unique(sample, axis=0)) > len(sample) // 4:
+            return self
+        order = np.lexsort(keys.T[::-1])  # clusters sorted by S_j: groups are runs
+        ordered = keys[order]
+        heads = np.flatnonzero(np.r_[True, np.any(ordered[1:] != ordered[:-1], axis=1)])
+        n_groups = len(heads)
+        if n_groups > max_groups or n_groups * r > J // 4:
+            return self
+        starts = np.r_[heads, J]
+        counts = np.diff(starts)
+        flat = self.V.reshape(r, J)[:, order]  # columns grouped
+        cols, weights, s_cols = [], [], []
+        for g in range(n_groups):
+            block = flat[:, starts[g] : starts[g + 1]]
+            K = block @ block.T
+            lam, vec = np.linalg.eigh(K)
+            keep = lam > 1e-14 * max(float(lam[-1]), 0.0)
+            if not np.any(keep):  # all V_j zero: one column of zeros keeps the group's S
+                keep = lam == lam[-1]
+                lam = np.zeros_like(lam)
+            cols.append(vec[:, keep] * np.sqrt(np.clip(lam[keep], 0.0, None)))
+            weights.append(np.full(int(keep.sum()), counts[g] / keep.sum()))
+            s_cols.append(np.full(int(keep.sum()), g))
+        V = np.ascontiguousarray(np.concatenate(cols, axis=1)).reshape(q, p1, -1)
+        group_of = np.concatenate(s_cols)
+        S = np.ascontiguousarray(self.S[:, :, order[heads]][:, :, group_of])
+        return KernelData(
+            S, V, self.xx, self.xy, self.yy, self.n_obs, np.concatenate(weights), self.S_sum
         )
 
 
@@ -205,8 +269,12 @@ def evaluate_kernel(data: KernelData, L: np.ndarray, reml: bool) -> KernelResult
                     acc += lba * T[b, c]
             M[a, c] = acc
     C = cholesky(M)
+    w = data.weights
     with np.errstate(divide="ignore", invalid="ignore"):
-        logdet_V = 2.0 * float(sum(np.log(C[i, i]).sum() for i in range(q)))
+        if w is None:
+            logdet_V = 2.0 * float(sum(np.log(C[i, i]).sum() for i in range(q)))
+        else:
+            logdet_V = 2.0 * float(sum(np.log(C[i, i]) @ w for i in range(q)))
     if not np.isfinite(logdet_V):
         raise np.linalg.LinAlgError("M_j is not positive definite")
     # U = C^-1 L' V: one GEMM, then a forward substitution over the q rows.
@@ -236,9 +304,7 @@ def evaluate_kernel(data: KernelData, L: np.ndarray, reml: bool) -> KernelResult
         for k in range(i):
             Y[:, i] -= Y[:, k] * C[i, k]
         Y[:, i] /= C[i, i]
-    Yf = Y.reshape(q, q * J)
-    G_V = data.S_sum - _sum_outer(Y)  # sum_j S_j - Y_j Y_j'
-    del Yf
+    G_V = data.S_sum - _sum_outer(Y, w)  # sum_j S_j - Y_j Y_j'
     # s = Z'V^-1 (y - X beta) = V b - Y (U b), with b = (-beta, 1); t = L's = C^-T (U b).
     b = np.append(-beta, 1.0)
     vb = np.matmul(b, V)  # (q, J): one GEMV per random effect
@@ -295,11 +361,11 @@ def evaluate_kernel(data: KernelData, L: np.ndarray, reml: bool) -> KernelResult
     )
 
 
-def _sum_outer(Y: np.ndarray) -> np.ndarray:
-    """``sum_j Y_j Y_j'`` for per-cluster ``Y`` ``(q, q, J)``: one GEMM."""
+def _sum_outer(Y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """``sum_j w_j Y_j Y_j'`` for per-cluster ``Y`` ``(q, q, J)``: one GEMM."""
     q, _, J = Y.shape
     flat = Y.reshape(q * q, J)
-    gram = (flat @ flat.T).reshape(q, q, q, q)
+    gram = ((flat if w is None else flat * w) @ flat.T).reshape(q, q, q, q)
     return np.einsum("aibi->ab", gram)
 
 
@@ -382,7 +448,17 @@ def hessian_kernel(
                     B[b, a] = B[a, b]
         del WF
         second[1] = B
-    x1 = (left.reshape(-1, J) @ PL.reshape(n2, J).T).reshape(-1, q, q, q, q)
+    w = data.weights
+    if w is None:
+        x1 = (left.reshape(-1, J) @ PL.reshape(n2, J).T).reshape(-1, q, q, q, q)
+    else:  # P L and P count clusters (weights); t s', s s' and B are quadratic in V
+        wPL = PL.reshape(n2, J) * w
+        x1 = np.concatenate(
+            [
+                (left[:2].reshape(-1, J) @ wPL.T).reshape(-1, q, q, q, q),
+                (left[2:].reshape(-1, J) @ PL.reshape(n2, J).T).reshape(-1, q, q, q, q),
+            ]
+        )
     x2 = (second.reshape(-1, J) @ P.reshape(n2, J).T).reshape(-1, q, q, q, q)
     x_plpl = x1[0]  # [a, b, c, d] = sum_j PL[a, b] PL[c, d]
     x_p_lpl = np.einsum("abec,ed->abcd", x1[1], L)  # sum_j P[a, b] (L'PL)[c, d]
