@@ -9,10 +9,12 @@ with no Python loop over clusters, and its cost does not depend on the number of
 
 The deviance is lme4's (Bates, Maechler, Bolker & Walker 2015, "Fitting linear
 mixed-effects models using lme4", J. Stat. Softw. 67(1), section 3), with its constants,
-so values agree with ``-2 * logLik()`` of ``lmer``. Its gradient with respect to ``L`` is
-analytic (derived from d log|V| = tr(V^-1 dV) and the envelope theorem for the profiled
-beta and sigma2), which lets a quasi-Newton method reach the optimum even where the
-surface is nearly flat.
+so values agree with ``-2 * logLik()`` of ``lmer``. Its gradient and Hessian with respect
+to ``L`` are analytic (:mod:`mlmwrap.model.kernel`: d log|V| = tr(V^-1 dV), the REML
+projection and the envelope theorem for the profiled beta and sigma2); each Hessian costs
+about one evaluation, so the optimizer takes Newton steps, which converge quadratically even
+where the surface is nearly flat. It starts from a moment estimate and from lme4's
+``L = I`` (more starts when those two disagree), in units where every column has RMS 1.
 
 ``L``'s diagonal is left unconstrained: ``L L'`` does not change when a column of ``L``
 changes sign, so the optimizer never meets a bound, and a variance of exactly zero is an

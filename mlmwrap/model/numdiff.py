@@ -1,7 +1,8 @@
 """Numerical derivatives by central differences, for the smooth and cheap deviance.
 
-The engine's Newton polish and convergence check, Satterthwaite's degrees of freedom and the
-Wald intervals all take derivatives this way; with an analytic gradient at hand a Hessian
+The nested engine's Newton polish and convergence check, the Wald intervals and the
+fallbacks of Satterthwaite's degrees of freedom take derivatives this way (the two-level
+engine's Hessian is analytic, :mod:`mlmwrap.model.kernel`); with an analytic gradient at hand a Hessian
 is the Jacobian of the gradient (:func:`hessian_from_gradient`).
 
 Examples
