@@ -2,8 +2,8 @@
 
 The nested engine's Newton polish and convergence check, the Wald intervals and the
 fallbacks of Satterthwaite's degrees of freedom take derivatives this way (the two-level
-engine's Hessian is analytic, :mod:`mlmwrap.model.kernel`); with an analytic gradient at hand a Hessian
-is the Jacobian of the gradient (:func:`hessian_from_gradient`).
+engine's Hessian is analytic, :mod:`mlmwrap.model.kernel`); with an analytic gradient at
+hand a Hessian is the Jacobian of the gradient (:func:`hessian_from_gradient`).
 
 Examples
 --------
