@@ -352,83 +352,119 @@ class _Run:
     stale: bool = False  # the Hessian is from the point one last (< 1e-5) step before
 
 
-def _descent_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """``H^-1 g`` where ``H`` is positive definite; otherwise the step with ``H``'s
-    eigenvalues replaced by their absolute values (floored), a descent direction that
-    leaves a saddle or a concave region along its negative curvature."""
+def _trust_step(H: np.ndarray, g: np.ndarray, radius: float) -> tuple[np.ndarray, bool]:
+    """The minimizer of ``g's + s'Hs / 2`` over ``|s| <= radius`` (Euclidean), and whether
+    it is the plain Newton step (``H`` positive definite, step inside the region).
+
+    Outside, ``s = -(H + mu I)^-1 g`` with ``mu > max(0, -lambda_min)`` chosen so that
+    ``|s| = radius`` (More and Sorensen's trust-region step, from one eigendecomposition).
+    """
     w, Q = np.linalg.eigh(H)
+    gq = Q.T @ g
     top = float(np.max(np.abs(w))) if w.size else 0.0
-    if not np.isfinite(top) or top == 0.0:
-        return g.copy()
-    floor = 1e-8 * top
-    if w.min() > floor:
-        return Q @ ((Q.T @ g) / w)
-    return Q @ ((Q.T @ g) / np.maximum(np.abs(w), 1e-4 * top))
+    if not np.isfinite(top):
+        return -g * (radius / max(float(np.linalg.norm(g)), 1e-300)), False
+    if w.min() > 1e-12 * top:
+        s = -(Q @ (gq / w))
+        if np.linalg.norm(s) <= radius:
+            return s, True
+
+    def norm(mu: float) -> float:
+        return float(np.linalg.norm(gq / (w + mu)))
+
+    lo = max(0.0, -float(w.min())) + 1e-12 * max(top, 1e-300)
+    if norm(lo) <= radius:  # the hard case: add the direction of the smallest eigenvalue
+        s = -(Q @ (gq / (w + lo)))
+        extra = np.sqrt(max(radius**2 - float(s @ s), 0.0))
+        return s + extra * Q[:, 0] * (-1.0 if float(gq[0]) > 0 else 1.0), False
+    hi = lo + float(np.linalg.norm(g)) / radius + top
+    for _ in range(100):  # |s(mu)| decreases in mu: bisection on the log scale
+        mid = np.sqrt(lo * hi) if lo > 0 else 0.5 * (lo + hi)
+        if norm(mid) > radius:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-10 * hi:
+            break
+    return -(Q @ (gq / (w + hi))), False
+
+
+# The first trust region (relative for the diagonal of L), and the floor of that scale.
+_RADIUS, _FLOOR = 0.5, 0.1
 
 
 def _newton(fn: _Deviance, theta: np.ndarray, target: float | None = None, max_iter: int = 100):
-    """Newton's method with the analytic Hessian and a backtracking line search.
+    """Trust-region Newton with the analytic Hessian.
 
-    Quadratic convergence near the optimum: once the Newton step is below 1e-5 (theta is
-    unit-free: relative SDs) one last step is taken without a new Hessian (the one kept is
-    then 1e-5 away, and theta ~1e-10 from the optimum). With ``target`` (the best deviance
-    found so far) a run also ends as soon as the Newton decrement says it converges to
-    within 1e-5 of that deviance: the same optimum, reached from another start.
+    Near the optimum the steps are plain Newton steps and converge quadratically: a run ends
+    when the step is below 1e-7 (theta is unit-free: relative SDs), or, below 1e-5, after
+    one last step without a new Hessian (the one kept is then <= 1e-5 away). Far from it
+    (an indefinite Hessian, a long step) the step is confined to a region whose radius
+    grows and shrinks with how well the quadratic model predicted the deviance. With
+    ``target`` (the best deviance found so far) a run also ends as soon as the Newton
+    decrement says it converges to within 1e-5 of that deviance: the same optimum, reached
+    from another start.
     """
     theta = np.asarray(theta, dtype=float)
     f, g, ev = fn(theta)
     if not np.isfinite(f):
         return _Run(np.inf, theta, g, None)
-    H = None
+    if not g.size:
+        return _Run(float(f), theta, g, np.zeros((0, 0)), ev)
+    H = fn.hessian(ev)
+    radius = _RADIUS
+    diagonal = fn.rows == fn.cols
     same = stale = False  # stale: H was computed one (tiny) step before theta
     for _ in range(max_iter):
-        if not g.size:
-            break
-        H = fn.hessian(ev)
         if not np.all(np.isfinite(H)):
-            H = None
             break
-        step = _descent_step(H, g)
+        # The region is relative for the diagonal of L: the deviance behaves like
+        # log |L_kk| there, and no step of radius < 1 crosses zero.
+        d = np.where(diagonal, 1.0 / np.maximum(np.abs(theta), _FLOOR), 1.0)
+        scaled, newton = _trust_step(H / np.outer(d, d), g / d, radius)
+        step = scaled / d
         size = float(np.max(np.abs(step)))
-        if size < 1e-10:
+        if newton and (size < 1e-10 or (size < 1e-7 and float(np.max(np.abs(g))) < 1e-3)):
             break
-        decrement = 0.5 * float(g @ step)
+        decrement = -0.5 * float(g @ step)
         noise = 1e-8 * max(1.0, abs(f))
         if (
-            target is not None
+            newton
+            and target is not None
             and size < 1e-2
             and decrement < 1e-3
             and abs(f - decrement - target) < 1e-5
         ):
             same = True
             break
-        if size < 1e-5:  # the last step: its Newton successor would be ~1e-10
-            f1, g1, ev1 = fn(theta - step)
+        f1, g1, ev1 = fn(theta + step)
+        if newton and size < 1e-5:  # the last step: its Newton successor would be ~1e-10
             if np.isfinite(f1) and f1 <= f + noise and np.max(np.abs(g1)) <= np.max(np.abs(g)):
-                theta, f, g, ev, stale = theta - step, f1, g1, ev1, True
+                theta, f, g, ev, stale = theta + step, f1, g1, ev1, True
             break
-        cap = 2.0 * max(1.0, float(np.max(np.abs(theta))))
-        if size > cap:
-            step, size = step * (cap / size), cap
-        slope = float(g @ step)
-        alpha, accepted = 1.0, False
-        for _ in range(16):
-            f1, g1, ev1 = fn(theta - alpha * step)
-            if np.isfinite(f1):
-                # Armijo, or within rounding noise of the deviance while the gradient shrinks:
-                # with nearly collinear predictors the deviance is only good to ~1e-10
-                # relative, while the analytic gradient still points the right way.
-                if f1 <= f - 1e-4 * alpha * slope or (
-                    f1 <= f + noise and np.max(np.abs(g1)) < np.max(np.abs(g))
-                ):
-                    accepted = True
-                    break
-            alpha *= 0.25
-        if not accepted:
+        predicted = -(float(g @ step) + 0.5 * float(step @ H @ step))
+        length = float(np.linalg.norm(scaled))
+        rho = (f - f1) / predicted if np.isfinite(f1) and predicted > 0 else -np.inf
+        if rho < 0.25:
+            # The minimum of the parabola through f, the slope g's and f(theta + s), kept
+            # within [0.1, 0.5] of this step's length.
+            slope = float(g @ step)
+            curve = f1 - f - slope if np.isfinite(f1) else np.inf
+            frac = -slope / (2.0 * curve) if curve > 0 else 0.25
+            radius = float(np.clip(frac, 0.1, 0.5)) * length
+        elif rho > 0.75 and length > 0.99 * radius:
+            radius = min(2.0 * radius, 1e3)
+        # Accepted when the deviance falls as predicted (in part), or stays within its
+        # rounding noise while the gradient shrinks: with nearly collinear predictors the
+        # deviance is only good to ~1e-10 relative, while the analytic gradient still
+        # points the right way.
+        if rho > 1e-4 or (
+            np.isfinite(f1) and f1 <= f + noise and np.max(np.abs(g1)) < np.max(np.abs(g))
+        ):
+            theta, f, g, ev = theta + step, f1, g1, ev1
+            H = fn.hessian(ev)
+        elif radius < 1e-12:
             break
-        theta, f, g, ev, H = theta - alpha * step, f1, g1, ev1, None
-    if H is None and g.size and ev is not None:
-        H = fn.hessian(ev)
     return _Run(float(f), theta, g, H, ev, same, stale)
 
 
@@ -563,7 +599,9 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
                 break
     if not found:
         raise np.linalg.LinAlgError("the deviance could not be evaluated at any start value")
-    best = min(found, key=lambda r: r.deviance)
+    # A run stopped early on reaching the best deviance confirms it; it is not itself the
+    # optimum (its last digits are not settled).
+    best = min((r for r in found if not r.same), key=lambda r: r.deviance)
     if best.gradient.size and float(np.max(np.abs(best.gradient))) >= 1e-3:
         best = _boundary_candidates(best, fn)
     if best.stale:  # the convergence check and the df want the Hessian at the optimum
