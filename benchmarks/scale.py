@@ -126,7 +126,12 @@ def run_lme4(
 
 
 def ladder(args) -> None:
-    cells = {"ladder": LADDER, "big": BIG, "all": LADDER + BIG}[args.cells]
+    cells = {
+        "ladder": LADDER,
+        "big": BIG,
+        "all": LADDER + BIG,
+        "ladder500k": LADDER + BIG[:3],  # the ladder and 500,000 rows x 125,000 clusters
+    }[args.cells]
     srcs = [
         s.split("=", 1) if "=" in s else (s, s) for s in (args.src or ["this=" + str(HERE.parent)])
     ]
@@ -243,7 +248,7 @@ def parquet_run(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", choices=["ladder", "big", "all"], default="ladder")
+    parser.add_argument("--cells", choices=["ladder", "big", "all", "ladder500k"], default="ladder")
     parser.add_argument("--src", action="append", help="name=path of an mlmwrap source tree")
     parser.add_argument("--repeat", type=int, default=3, help="fits per cell (median)")
     parser.add_argument(

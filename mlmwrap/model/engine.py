@@ -397,8 +397,9 @@ def _newton(fn: _Deviance, theta: np.ndarray, target: float | None = None, max_i
     """Trust-region Newton with the analytic Hessian.
 
     Near the optimum the steps are plain Newton steps and converge quadratically: a run ends
-    when the step is below 1e-7 (theta is unit-free: relative SDs), or, below 1e-5, after
-    one last step without a new Hessian (the one kept is then <= 1e-5 away). Far from it
+    when the step is below 1e-10 (theta is unit-free: relative SDs; 1e-7 with a gradient
+    below 1e-3), or, below 1e-5, after one last step without a new Hessian (the one kept is
+    then <= 1e-5 away). Far from it
     (an indefinite Hessian, a long step) the step is confined to a region whose radius
     grows and shrinks with how well the quadratic model predicted the deviance. With
     ``target`` (the best deviance found so far) a run also ends as soon as the Newton
