@@ -134,6 +134,7 @@ def ladder(args) -> None:
         "big": BIG,
         "all": LADDER + BIG,
         "ladder500k": LADDER + BIG[:3],  # the ladder and 500,000 rows x 125,000 clusters
+        "500k": BIG[:3],
     }[args.cells]
     srcs = [
         s.split("=", 1) if "=" in s else (s, s) for s in (args.src or ["this=" + str(HERE.parent)])
@@ -251,7 +252,7 @@ def parquet_run(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", choices=["ladder", "big", "all", "ladder500k"], default="ladder")
+    parser.add_argument("--cells", choices=["ladder", "big", "all", "ladder500k", "500k"], default="ladder")
     parser.add_argument("--src", action="append", help="name=path of an mlmwrap source tree")
     parser.add_argument("--repeat", type=int, default=3, help="fits per cell (median)")
     parser.add_argument(
