@@ -252,7 +252,9 @@ def parquet_run(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", choices=["ladder", "big", "all", "ladder500k", "500k"], default="ladder")
+    parser.add_argument(
+        "--cells", choices=["ladder", "big", "all", "ladder500k", "500k"], default="ladder"
+    )
     parser.add_argument("--src", action="append", help="name=path of an mlmwrap source tree")
     parser.add_argument("--repeat", type=int, default=3, help="fits per cell (median)")
     parser.add_argument(
