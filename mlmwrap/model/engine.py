@@ -552,6 +552,23 @@ def _boundary_candidates(current: _Run, fn: _Deviance) -> _Run:
     return best
 
 
+def _snap_to_boundary(run: _Run, fn: _Deviance, tol: float = 1e-7) -> _Run:
+    """A diagonal entry of the unit-free ``L`` that Newton's steps drove below ``tol`` is
+    set to exactly 0 (a variance of 0, as lme4 reports a boundary fit), when the deviance
+    does not rise beyond its rounding there. Newton's method approaches such a boundary at
+    a cubic rate but stops once its step is negligible, ~1e-10 short of it."""
+    L = theta_to_L(run.theta, fn.q, fn.free)
+    small = (np.abs(np.diag(L)) < tol) & (np.diag(L) != 0.0)
+    if not np.any(small) or run.evaluation is None:
+        return run
+    L[np.flatnonzero(small), np.flatnonzero(small)] = 0.0
+    theta = L_to_theta(L, fn.free)
+    f, g, ev = fn(theta)
+    if not (np.isfinite(f) and f <= run.deviance + 1e-10 * max(1.0, abs(run.deviance))):
+        return run
+    return _Run(float(f), theta, g, run.hessian, ev, run.same, stale=True)
+
+
 def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Optimum:
     """Find the global minimum of the profiled (RE)ML deviance.
 
@@ -605,6 +622,7 @@ def optimize(stats: ClusterStats, reml: bool = True, gtol: float = 1e-6) -> Opti
     best = min((r for r in found if not r.same), key=lambda r: r.deviance)
     if best.gradient.size and float(np.max(np.abs(best.gradient))) >= 1e-3:
         best = _boundary_candidates(best, fn)
+    best = _snap_to_boundary(best, fn)
     if best.stale:  # the convergence check and the df want the Hessian at the optimum
         best.hessian = fn.hessian(best.evaluation)
     theta, grad, hessian_s = best.theta, best.gradient, best.hessian
