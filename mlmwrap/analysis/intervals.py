@@ -223,6 +223,8 @@ class _Profiler:
 
         if x0 is None:
             L0 = self.L_hat.copy()
+            if not np.any(L0[k]):  # an SD estimated as exactly 0: start on the diagonal
+                L0[k, k] = 1.0
             L0[k] *= v / (self.sigma_hat * max(np.linalg.norm(L0[k]), 1e-8))
             x0 = L_to_theta(L0, self.free)
         return _minimize(fun, x0)
