@@ -27,6 +27,14 @@ def run(*args):
     )
 
 
+def run3(files, command, *equations, extra=()):
+    """``mlmwrap COMMAND EQUATIONS --data eg.csv --cluster childid schoolid EXTRA``."""
+    paths = [files / e for e in equations]
+    return run(
+        command, *paths, "--data", files / "eg.csv", "--cluster", "childid", "schoolid", *extra
+    )
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli3")
@@ -42,17 +50,7 @@ def golden():
 
 
 def test_fit_json_matches_lme4(files, golden):
-    done = run(
-        "fit",
-        files / "growth.txt",
-        "--data",
-        files / "eg.csv",
-        "--cluster",
-        "childid",
-        "schoolid",
-        "--format",
-        "json",
-    )
+    done = run3(files, "fit", "growth.txt", extra=("--format", "json"))
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["clusters"] == ["childid", "schoolid"] and out["n_units"] == [1721, 60]
@@ -61,17 +59,7 @@ def test_fit_json_matches_lme4(files, golden):
 
 @pytest.mark.parametrize("fmt", ["text", "markdown", "latex", "html"])
 def test_fit_formats_show_every_level(files, fmt):
-    done = run(
-        "fit",
-        files / "growth.txt",
-        "--data",
-        files / "eg.csv",
-        "--cluster",
-        "childid",
-        "schoolid",
-        "--format",
-        fmt,
-    )
+    done = run3(files, "fit", "growth.txt", extra=("--format", fmt))
     assert done.returncode == 0, done.stderr
     assert "u00" in done.stdout and "schoolid" in done.stdout and "g100" in done.stdout
     if fmt == "latex":
@@ -81,19 +69,7 @@ def test_fit_formats_show_every_level(files, fmt):
 
 
 def test_build_up_refits_by_ml(files, golden):
-    done = run(
-        "build-up",
-        files / "growth.txt",
-        files / "pred.txt",
-        "--data",
-        files / "eg.csv",
-        "--cluster",
-        "childid",
-        "schoolid",
-        "--names",
-        "growth",
-        "pred",
-    )
+    done = run3(files, "build-up", "growth.txt", "pred.txt", extra=("--names", "growth", "pred"))
     assert done.returncode == 0, done.stderr
     assert "ML (refit)" in done.stdout and "PRV tau_u00" in done.stdout
     want = f"{golden['eg_growth_pred_ml']['deviance']:.3f}"
@@ -104,26 +80,7 @@ def test_mistakes_are_one_message(files):
     one = run("fit", files / "growth.txt", "--data", files / "eg.csv", "--cluster", "childid")
     assert one.returncode == 2 and "cluster must list the level-2 and the level-3" in one.stderr
     assert "Traceback" not in one.stderr
-    robust = run(
-        "fit",
-        files / "growth.txt",
-        "--data",
-        files / "eg.csv",
-        "--cluster",
-        "childid",
-        "schoolid",
-        "--robust",
-    )
+    robust = run3(files, "fit", "growth.txt", extra=("--robust",))
     assert robust.returncode == 2 and "not available for three-level" in robust.stderr
-    kr = run(
-        "fit",
-        files / "growth.txt",
-        "--data",
-        files / "eg.csv",
-        "--cluster",
-        "childid",
-        "schoolid",
-        "--df",
-        "kenward-roger",
-    )
+    kr = run3(files, "fit", "growth.txt", extra=("--df", "kenward-roger"))
     assert kr.returncode == 2 and "tip: use --df satterthwaite" in kr.stderr

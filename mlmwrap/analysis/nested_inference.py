@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlmwrap.model.deviance import hessian_with_sigma
 from mlmwrap.model.nested import (
     NestedStats,
     evaluate_nested,
@@ -76,16 +77,7 @@ def unprofiled_nested_hessian(stats: NestedStats, fit: NestedFit, d_r2: np.ndarr
         )
         H_p = H_u / np.outer(ts, ts)
     nu = stats.n_obs - stats.p if fit.reml else stats.n_obs
-    sigma2 = fit.sigma2
-    sigma = np.sqrt(sigma2)
-    h_ts = -2.0 * d_r2 / sigma**3
-    h_ss = 4.0 * nu / sigma2
-    k = len(d_r2)
-    H = np.empty((k + 1, k + 1))
-    H[:k, :k] = H_p + np.outer(h_ts, h_ts) / h_ss
-    H[:k, k] = H[k, :k] = h_ts
-    H[k, k] = h_ss
-    return H
+    return hessian_with_sigma(H_p, d_r2, fit.sigma2, nu)
 
 
 def _pinv_psd(H: np.ndarray) -> np.ndarray:

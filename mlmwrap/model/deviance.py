@@ -121,8 +121,25 @@ def unprofiled_hessian(
     ev = evaluation if evaluation is not None else evaluate(stats, L, reml)
     nu = stats.n_obs - stats.p if reml else stats.n_obs
     sigma2 = ev.r2 / nu
-    sigma = np.sqrt(sigma2)
     d_r2 = L_to_theta(np.tril(-2.0 * ev.G_r @ L), stats.free)
+    return hessian_with_sigma(profiled_hessian, d_r2, sigma2, nu)
+
+
+def hessian_with_sigma(
+    profiled_hessian: np.ndarray, d_r2: np.ndarray, sigma2: float, nu: int
+) -> np.ndarray:
+    """The Hessian in (theta, sigma) from the profiled deviance's Hessian in theta, at an
+    optimum: ``H_tt = H_p + H_ts H_ts' / H_ss``, ``H_ts = -2 (dr2/dtheta) / sigma^3``,
+    ``H_ss = 4 nu / sigma^2`` (``nu``: n, or n - p under REML). The same for two and for
+    more levels: only ``dr2/dtheta`` differs.
+
+    Examples
+    --------
+    >>> hessian_with_sigma(np.array([[2.0]]), np.array([1.0]), 1.0, 10)
+    array([[ 2.1, -2. ],
+           [-2. , 40. ]])
+    """
+    sigma = np.sqrt(sigma2)
     h_ts = -2.0 * d_r2 / sigma**3
     h_ss = 4.0 * nu / sigma2
     k = len(d_r2)
